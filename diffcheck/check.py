@@ -1,0 +1,345 @@
+"""Checking the derivatives of an expression with every engine.
+
+>>> import diffcheck as dc
+>>> report = dc.check_expression("(x1 + w1)**2 * (x1*w1 + x2*w2)", wrt="w1,w2",
+...                              at="x1=1,w1=2,x2=3,w2=4")
+>>> report.ok, report.to_dict()["points"][0]["engines"]["reverse"]["gradient"]
+(True, [93.0, 27.0])
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy
+
+from . import compare
+from .engines import ad, finite, symbolic
+from .errors import DomainError, UsageError
+from .parse import natural_key, parse, variables_of
+from .program import Program
+from .report import PointResult, Report
+
+MAX_POINTS = 1000
+
+
+@dataclass
+class Function:
+    """A parsed expression (or list of them) ready for the engines."""
+
+    text: str
+    exprs: list[Any]
+    vector: bool
+    variables: list[str]  # all inputs, in order
+    wrt: list[str]  # the variables differentiated, in order
+    program: Program
+
+    @classmethod
+    def from_text(cls, expr: Any, wrt: Any = None) -> Function:
+        """Parse text (or accept SymPy expressions) and compile the Program."""
+        if isinstance(expr, str):
+            parsed = parse(expr)
+            text = expr.strip()
+        else:
+            parsed = expr
+            text = str(expr)
+        vector = isinstance(parsed, list)
+        exprs = list(parsed) if vector else [parsed]
+        exprs = [sympy.sympify(e) if isinstance(e, int | float) else e for e in exprs]
+        found = variables_of(exprs)
+        wrt_list = _names(wrt) if wrt is not None else found
+        _check_names(wrt_list)
+        variables = wrt_list + [v for v in found if v not in wrt_list]
+        program = Program.from_sympy(exprs, variables)
+        return cls(text, exprs, vector, variables, wrt_list, program)
+
+    def batch(self, X: np.ndarray) -> np.ndarray:
+        """Values ``(Q, m)`` at points ``(Q, n)``."""
+        with np.errstate(all="ignore"):
+            outs = self.program.evaluate([X[:, i] for i in range(X.shape[1])])
+        return np.stack([np.broadcast_to(np.asarray(o, dtype=float), (X.shape[0],))
+                         for o in outs], axis=1)
+
+
+def _names(wrt: Any) -> list[str]:
+    if isinstance(wrt, str):
+        return [w.strip() for w in wrt.split(",") if w.strip()]
+    return [str(w) for w in wrt]
+
+
+def _check_names(names: list[str]) -> None:
+    if not names:
+        raise UsageError("--wrt names no variable; give a comma-separated list like x,y")
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", n):
+            raise UsageError(f"'{n}' is not a variable name (use letters, digits and _)")
+    if len(set(names)) != len(names):
+        raise UsageError(f"a variable is named twice in {', '.join(names)}")
+
+
+# -- points ---------------------------------------------------------------------------------
+def parse_at(at: Any, variables: list[str]) -> list[dict[str, float]]:
+    """Points given by the user: "x=1,y=2", a mapping, a sequence of numbers, or a list."""
+    if isinstance(at, str):
+        return [_parse_assignments(at)]
+    if isinstance(at, Mapping):
+        return [{str(k): _number(v, str(k)) for k, v in at.items()}]
+    if isinstance(at, Sequence) and at and all(isinstance(p, Mapping | str) for p in at):
+        return [q for p in at for q in parse_at(p, variables)]
+    values = np.asarray(at, dtype=float).ravel() if not isinstance(at, str) else None
+    if values is None or values.size != len(variables):
+        raise UsageError(f"the point has {0 if values is None else values.size} values but "
+                         f"there are {len(variables)} variables ({', '.join(variables)})")
+    return [dict(zip(variables, map(float, values), strict=True))]
+
+
+def _parse_assignments(text: str) -> dict[str, float]:
+    point: dict[str, float] = {}
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        name, eq, val = part.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise UsageError(f"cannot read '{part.strip()}' in --at '{text}': write "
+                             "name=value pairs separated by commas, e.g. --at x=1,y=2")
+        if name in point:
+            raise UsageError(f"--at gives {name} twice")
+        point[name] = _number(val.strip(), name)
+    return point
+
+
+def _number(v: Any, name: str) -> float:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        raise UsageError(f"value of {name} is not a number: {v!r}") from None
+    if not math.isfinite(x):
+        raise UsageError(f"value of {name} is {v}; points must be finite numbers")
+    return x
+
+
+def user_points(fn: Function, at: Any) -> np.ndarray:
+    pts = parse_at(at, fn.variables)
+    rows = []
+    for p in pts:
+        extra = sorted(set(p) - set(fn.variables), key=natural_key)
+        missing = [v for v in fn.variables if v not in p]
+        if extra:
+            raise UsageError(f"--at names {', '.join(extra)}, which "
+                             f"{'is not a variable' if len(extra) == 1 else 'are not variables'}"
+                             f" of the expression (variables: {', '.join(fn.variables)})")
+        if missing:
+            raise UsageError(f"--at gives no value for {', '.join(missing)}; every variable "
+                             f"needs one (variables: {', '.join(fn.variables)})")
+        rows.append([p[v] for v in fn.variables])
+    X = np.array(rows, dtype=float).reshape(len(rows), len(fn.variables))
+    for x in X:
+        _require_domain(fn, x)
+    return X
+
+
+def _require_domain(fn: Function, x: np.ndarray) -> None:
+    bad = fn.program.first_violation(list(x))
+    if bad is None:
+        return
+    node, need = bad
+    where = ", ".join(f"{v}={_fmt(val)}" for v, val in zip(fn.variables, x, strict=True))
+    what = str(node.expr) if node.expr is not None else node.op
+    raise DomainError(
+        f"{what} is undefined (or not differentiable) at {where}: {node.op} needs {need}. "
+        "Choose a point inside the domain, or omit --at to let diffcheck draw points "
+        "where the function is defined.")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.12g}"
+
+
+_BOXES = [(-2.0, 2.0), (0.1, 3.0), (-0.9, 0.9), (0.1, 0.9), (1.1, 4.0), (-5.0, 5.0)]
+
+
+def random_points(fn: Function, count: int, seed: int) -> np.ndarray:
+    """``count`` points where every node is defined, drawn reproducibly from ``seed``."""
+    n = len(fn.variables)
+    if n == 0:
+        return np.zeros((1, 0))
+    rng = np.random.default_rng(seed)
+    found: list[np.ndarray] = []
+    for attempt in range(8):
+        C = _candidates(rng, attempt, n)
+        with np.errstate(all="ignore"):
+            ok = fn.program.check_domain([C[:, i] for i in range(n)])
+        found.extend(C[np.broadcast_to(ok, (C.shape[0],))])
+        if len(found) >= count:
+            return np.array(found[:count])
+    raise DomainError(
+        f"could not find {count} points where {fn.text} and its derivatives are defined "
+        f"(found {len(found)}); give points with --at.")
+
+
+def _candidates(rng: np.random.Generator, attempt: int, n: int) -> np.ndarray:
+    size = 512
+    if attempt == 0:
+        C = rng.uniform(-2.0, 2.0, size=(size, n))
+    else:  # each coordinate from a randomly chosen box
+        which = rng.integers(0, len(_BOXES), size=(size, n))
+        lo = np.array([b[0] for b in _BOXES])[which]
+        hi = np.array([b[1] for b in _BOXES])[which]
+        C = rng.uniform(lo, hi)
+    return np.round(C, 4)
+
+
+# -- the check ------------------------------------------------------------------------------
+def _engines(engines: Any) -> list[str]:
+    if engines is None:
+        return list(compare.DEFAULT_ENGINES)
+    names = _names(engines) if isinstance(engines, str) else list(engines)
+    if names == ["all"]:
+        return list(compare.ALL_ENGINES)
+    unknown = [e for e in names if e not in compare.ALL_ENGINES]
+    if unknown:
+        raise UsageError(f"unknown engine {', '.join(unknown)}; choose from "
+                         f"{', '.join(compare.ALL_ENGINES)} or 'all'")
+    if not any(e in compare.EXACT for e in names) or len(set(names)) < 2:
+        raise UsageError("give at least two engines, one of them exact (symbolic, forward, "
+                         "reverse or jax), so there is something to compare")
+    return sorted(set(names), key=compare.ALL_ENGINES.index)
+
+
+def _validate(points: Any, seed: Any, rtol: Any, atol: Any) -> None:
+    if not isinstance(points, int | np.integer) or isinstance(points, bool) or \
+            not 1 <= points <= MAX_POINTS:
+        raise UsageError(f"points must be a whole number from 1 to {MAX_POINTS}, got {points!r}")
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        raise UsageError(f"seed must be a non-negative whole number, got {seed!r}")
+    for name, v in (("rtol", rtol), ("atol", atol)):
+        if v is not None and not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+            raise UsageError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
+    """Each engine's Jacobians (and Hessians) at the points, plus finite-difference errors.
+
+    Returns ``(values, errors, sym)`` where ``values[engine][kind]`` has shape
+    ``(P, m, n[, n])``, restricted to the ``wrt`` variables.
+    """
+    cols = list(range(len(fn.wrt)))
+    values: dict[str, dict[str, np.ndarray]] = {}
+    errors: dict[str, dict[str, np.ndarray]] = {}
+    sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian) if "symbolic" in names \
+        else None
+    for name in names:
+        if name == "symbolic":
+            J, H = sym.evaluate(X)
+        elif name == "forward":
+            J = ad.jacobian_forward(fn.program, X)
+            H = ad.hessian_forward(fn.program, X) if hessian else None
+        elif name == "reverse":
+            J = ad.jacobian_reverse(fn.program, X)
+            H = ad.hessian_reverse(fn.program, X) if hessian else None
+        elif name == "jax":
+            from .engines import jaxref
+
+            J, H = jaxref.derivatives(fn.program, X, hessian=hessian)
+        else:
+            J, H, errors["finite"] = _finite(fn, X, hessian)
+        values[name] = {"jacobian": J[..., cols]}
+        if hessian:
+            values[name]["hessian"] = H[..., cols, :][..., cols]
+    return values, errors, sym
+
+
+def _finite(fn: Function, X: np.ndarray, hessian: bool):
+    fscale = ad.rounding_scale(fn.program, X)
+    Js, Je, Hs, He = [], [], [], []
+    for p, x in enumerate(X):
+        J, E = finite.jacobian(fn.batch, x, fscale=fscale[p])
+        Js.append(J)
+        Je.append(E)
+        if hessian:
+            H, HE = finite.hessian(fn.batch, x, fscale=fscale[p])
+            Hs.append(H)
+            He.append(HE)
+    cols = list(range(len(fn.wrt)))
+    errs = {"jacobian": np.array(Je)[..., cols]}
+    if hessian:
+        errs["hessian"] = np.array(He)[..., cols, :][..., cols]
+    return np.array(Js), np.array(Hs) if hessian else None, errs
+
+
+def _scales(fn: Function, X: np.ndarray, values, hessian: bool) -> dict[str, np.ndarray]:
+    cols = list(range(len(fn.wrt)))
+    scales = {"jacobian": ad.jacobian_reverse(fn.program, X, absolute=True)[..., cols]}
+    if hessian:
+        ref = np.max(np.abs(np.stack([v["hessian"] for v in values.values()])), axis=0)
+        row = np.max(ref, axis=-1, keepdims=True)
+        col = np.max(ref, axis=-2, keepdims=True)
+        scales["hessian"] = np.maximum(ref, np.maximum(row, col))
+    return scales
+
+
+def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: bool = False,
+                     engines: Any = None, points: int = 3, seed: int = 0,
+                     rtol: float | None = None, atol: float | None = None) -> Report:
+    """Check the gradient (or Jacobian, and optionally Hessian) of an expression.
+
+    Args:
+        expr: expression text (``"x**2*y + (x+y)**2"``), a bracketed list for a vector
+            function, or SymPy expression(s).
+        at: the point(s): ``"x=1,y=2"``, ``{"x": 1, "y": 2}``, a list of those, or values
+            in variable order. Without it, ``points`` random points where f is defined.
+        wrt: variables to differentiate with respect to, in order (default: all, sorted
+            by name with digits compared as numbers).
+        hessian: also check second derivatives.
+        engines: names among symbolic, forward, reverse, finite, jax, or "all".
+        points, seed: how many random points, and the seed that draws them.
+        rtol, atol: override the tolerance model for the exact engines.
+
+    Returns:
+        A :class:`~diffcheck.report.Report`; ``report.ok`` is True when every engine agrees
+        at every point.
+
+    Raises:
+        DiffcheckError: bad text (ParseError), a point outside the domain (DomainError),
+        a bad option (UsageError).
+
+    >>> check_expression("3*x**2 + 2*x*y + 3*y**2", at="x=1,y=1", hessian=True).ok
+    True
+    """
+    names = _engines(engines)
+    _validate(points, seed, rtol, atol)
+    fn = Function.from_text(expr, wrt)
+    X = user_points(fn, at) if at is not None else random_points(fn, points, seed)
+    values, errors, sym = run_engines(fn, X, names, hessian)
+    scales = _scales(fn, X, values, hessian)
+    value = fn.batch(X)
+    report = Report(fn.text, list(fn.wrt), fn.vector, _formulas(fn, sym, hessian), names)
+    for p in range(X.shape[0]):
+        vals = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in values.items()}
+        errs = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in errors.items()}
+        scl = {k: v[p] for k, v in scales.items()}
+        ref = compare.choose_reference(vals, errs, scl, rtol, atol)
+        verdict = compare.judge(vals, errs, scl, rtol, atol, ref)
+        at_p = dict(zip(fn.variables, map(float, X[p]), strict=True))
+        report.points.append(PointResult(at_p, value[p], vals, errs, verdict))
+    return report
+
+
+def _formulas(fn: Function, sym: Any, hessian: bool) -> dict[str, Any]:
+    from .report import summarise
+
+    if sym is None:
+        sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian)
+    cols = range(len(fn.wrt))
+    out: dict[str, Any] = {"jacobian": [[summarise(str(row[i])) for i in cols]
+                                        for row in sym.jacobian]}
+    if hessian:
+        out["hessian"] = [[[summarise(str(h[i][j])) for j in cols] for i in cols]
+                          for h in sym.hessian]
+    return out

@@ -1,0 +1,13 @@
+"""CLI subcommands: each module has ``add_arguments(parser)`` and ``run(args) -> int``.
+
+Modules stay light at import time (JAX, SciPy and matplotlib are imported inside ``run``),
+so ``diffcheck expr`` starts as fast as SymPy allows.
+"""
+
+#: subcommand -> (module under diffcheck.commands, one-line help)
+COMMANDS = {
+    "expr": ("expr", "check the derivatives of an expression with every engine"),
+    "optimize": ("optimize", "check the gradient, then minimise with the JAX core"),
+    "cost": ("cost", "forward vs reverse mode: operation counts and timings"),
+    "chain": ("chain", "cost of a matrix chain product in each order"),
+}

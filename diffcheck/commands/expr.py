@@ -1,0 +1,64 @@
+"""``diffcheck expr EXPR``: check derivatives with every engine.
+
+Exit status: 0 every engine agrees at every point, 1 a disagreement, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..primitives import PARSE_FUNCTIONS
+
+    p.add_argument("expression", metavar="EXPR",
+                   help="scalar expression like 'x**2*y + (x+y)**2', or a bracketed list "
+                        "'[f1, f2, ...]' for a vector function (checked as a Jacobian). "
+                        f"Functions: {', '.join(sorted(set(PARSE_FUNCTIONS) | {'cbrt'}))}; "
+                        "constants pi, E; ^ means **.")
+    p.add_argument("--at", action="append", metavar="x=1,y=2",
+                   help="point to check at (repeat for several); default: random points")
+    p.add_argument("--wrt", metavar="x,y", help="variables to differentiate, in order")
+    p.add_argument("--hessian", action="store_true", help="also check second derivatives")
+    p.add_argument("--engines", metavar="LIST",
+                   help="comma list of symbolic, forward, reverse, finite, jax, or 'all' "
+                        "(default: symbolic,forward,reverse,finite)")
+    p.add_argument("--points", type=int, default=3, metavar="N",
+                   help="random points when --at is not given (default 3)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for random points")
+    p.add_argument("--rtol", type=float, metavar="R", help="relative tolerance override")
+    p.add_argument("--atol", type=float, metavar="A", help="absolute tolerance override")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--trace", action="store_true",
+                   help="print the evaluation trace (values, partials, tangents, adjoints)")
+    p.add_argument("--graph", metavar="FILE",
+                   help="write the computational graph (.dot, or .svg/.png with Graphviz)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..check import check_expression
+
+    report = check_expression(args.expression, at=args.at, wrt=args.wrt, hessian=args.hessian,
+                              engines=args.engines, points=args.points, seed=args.seed,
+                              rtol=args.rtol, atol=args.atol)
+    extra = _trace_and_graph(args, report)
+    if args.json:
+        doc = report.to_dict()
+        if "trace" in extra:
+            doc["trace"] = extra["trace"]
+        print(json.dumps(doc, indent=2))
+    else:
+        print(report)
+        if "trace_text" in extra:
+            print()
+            print(extra["trace_text"])
+    return 0 if report.ok else 1
+
+
+def _trace_and_graph(args: argparse.Namespace, report) -> dict:
+    if not (args.trace or args.graph):
+        return {}
+    from .. import trace
+
+    return trace.for_cli(args, report)

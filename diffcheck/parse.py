@@ -1,0 +1,354 @@
+"""Text to SymPy, safely: a tokenizer and an operator-precedence parser, never ``eval``.
+
+The grammar is Python-like arithmetic: numbers, names, ``+ - * / **`` (``^`` means ``**``),
+unary signs, parentheses, calls of the functions in the rule table, and one optional
+bracketed list at the top for a vector function. SymPy objects are constructed directly;
+``sympify`` and ``parse_expr`` (which call ``eval``) are never given user text. The parser
+is iterative (explicit stacks, linear time): long sums and deep nesting cannot exhaust
+Python's recursion limit, and hard limits (text size, nesting depth, number size, exponent
+size) turn resource attacks into a :class:`ParseError` that names the limit.
+
+>>> parse("x**2*y + (x+y)**2")
+x**2*y + (x + y)**2
+>>> parse("[2*x1 + x2^2, -x1**2 + 3*x2]")
+[2*x1 + x2**2, -x1**2 + 3*x2]
+>>> variables_of(parse("x10 + x2 + a"))
+['a', 'x2', 'x10']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import sympy
+
+from .errors import ParseError
+from .primitives import PARSE_FUNCTIONS
+
+MAX_LENGTH = 2_000_000  #: characters of expression text
+MAX_DEPTH = 100  #: nesting of parentheses, calls and brackets
+MAX_DIGITS = 300  #: digits of an integer literal; float literals must fit float64
+MAX_RESULT_DIGITS = 10_000  #: digits of a number computed from literals (9**9**9)
+MAX_EXPONENT = 10_000  #: magnitude of a numeric exponent on a symbolic base
+
+CONSTANTS = {"pi": sympy.pi, "E": sympy.E}
+
+# name -> (allowed argument counts, builder); the rule table supplies most of them
+_BUILDERS: dict[str, tuple[tuple[int, ...], object]] = {
+    name: ((row.arity,), row.sympy) for name, row in PARSE_FUNCTIONS.items() if row.sympy
+}
+_BUILDERS.update({
+    "sqrt": ((1,), sympy.sqrt),
+    "cbrt": ((1,), lambda x: sympy.Pow(x, sympy.Rational(1, 3))),
+    "log": ((1, 2), sympy.log),
+    "ln": ((1,), sympy.log),
+})
+FUNCTIONS = frozenset(_BUILDERS)
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
+  | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
+  | (?P<op>\*\*|[-+*/^(),\[\]])
+""", re.VERBOSE)
+
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "u+": 3, "u-": 3, "**": 4}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # num, name, op, end
+    text: str
+    col: int
+
+
+def tokenize(text: str) -> list[Token]:
+    """Split text into tokens; any other character is a ParseError with a caret."""
+    if len(text) > MAX_LENGTH:
+        raise ParseError(f"expression is {len(text):,} characters long; the limit is "
+                         f"{MAX_LENGTH:,}")
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            ch = text[pos]
+            shown = repr(ch) if ch.isprintable() else f"{ord(ch):#04x}"
+            hint = " (attribute access is not allowed)" if ch == "." else ""
+            raise ParseError(f"unexpected character {shown} at column {pos}{hint}",
+                             text=text, column=pos)
+        kind = m.lastgroup
+        if kind != "ws":
+            tokens.append(Token(kind, m.group(), pos))
+        pos = m.end()
+    tokens.append(Token("end", "", len(text)))
+    return tokens
+
+
+class _Terms(list):
+    """A sum being collected (built once at the end: linear time for long sums)."""
+
+
+class _Factors(list):
+    """A product being collected."""
+
+
+def _done(v):
+    if isinstance(v, _Terms):
+        return sympy.Add(*v)
+    if isinstance(v, _Factors):
+        return sympy.Mul(*v)
+    return v
+
+
+class _Parser:
+    def __init__(self, text: str):
+        self.text = text
+        self.tokens = tokenize(text)
+        self.values: list = []
+        self.ops: list = []  # entries: (kind, text, col, extra)
+        self.depth = 0
+        self.items: list | None = None  # collected elements of a top-level [...]
+        self.symbols: dict[str, sympy.Symbol] = {}
+
+    def error(self, msg: str, col: int) -> ParseError:
+        return ParseError(f"{msg} at column {col}", text=self.text, column=col)
+
+    # -- reductions -----------------------------------------------------------------------
+    def reduce_top(self) -> None:
+        kind, op, col, _ = self.ops.pop()
+        if kind == "unary":
+            v = _done(self.values.pop())
+            self.values.append(-v if op == "u-" else v)
+            return
+        right, left = self.values.pop(), self.values.pop()
+        self.values.append(self.binary(op, left, right, col))
+
+    def binary(self, op: str, left, right, col: int):
+        if op in "+-":
+            right = _done(right)
+            terms = left if isinstance(left, _Terms) else _Terms([_done(left)])
+            terms.append(right if op == "+" else -right)
+            return terms
+        if op in "*/":
+            right = _done(right)
+            factors = left if isinstance(left, _Factors) else _Factors([_done(left)])
+            if op == "/" and right == 0:
+                raise self.error("division by zero", col)
+            factors.append(right if op == "*" else sympy.Pow(right, -1))
+            return factors
+        return self.power(_done(left), _done(right), col)
+
+    def power(self, base, exp, col: int):
+        if exp.is_Number:
+            if abs(exp) > MAX_EXPONENT and not (base.is_Number and abs(base) in (0, 1)):
+                raise self.error(f"exponent {_short(exp)} is too large (the limit on a "
+                                 f"numeric exponent is {MAX_EXPONENT:,})", col)
+            if base.is_Number and base != 0 and abs(base) != 1:
+                digits = float(abs(exp)) * abs(math.log10(abs(float(base))))
+                if digits > MAX_RESULT_DIGITS:
+                    raise self.error(f"number {_short(base)}**{_short(exp)} would have about "
+                                     f"{digits:.3g} digits (the limit is "
+                                     f"{MAX_RESULT_DIGITS:,})", col)
+            if base == 0 and exp.is_negative:
+                raise self.error("division by zero (0 to a negative power)", col)
+        return sympy.Pow(base, exp)
+
+    def pop_until_open(self) -> None:
+        while self.ops and self.ops[-1][0] in ("unary", "binary"):
+            self.reduce_top()
+
+    # -- the main loop --------------------------------------------------------------------
+    def run(self):
+        expect_operand = True
+        i = 0
+        toks = self.tokens
+        while True:
+            tok = toks[i]
+            if expect_operand:
+                i, expect_operand = self.operand(tok, toks, i)
+            else:
+                if tok.kind == "end":
+                    break
+                i, expect_operand = self.operator(tok, i)
+            i += 1
+        self.pop_until_open()
+        if self.ops:
+            kind, text, col, _ = self.ops[-1]
+            raise self.error(f"'{text}' is never closed", col)
+        result = _done(self.values.pop())
+        if self.items is not None:
+            raise self.error("a list [...] may only be the whole expression", 0)
+        return result
+
+    def operand(self, tok: Token, toks: list[Token], i: int) -> tuple[int, bool]:
+        if tok.kind == "num":
+            self.values.append(self.number(tok))
+            return i, False
+        if tok.kind == "name":
+            if toks[i + 1].text == "(":
+                self.open_call(tok)
+                return i + 1, True
+            self.values.append(self.name(tok))
+            return i, False
+        if tok.text == "(":
+            self.push_open("paren", "(", tok.col)
+            return i, True
+        if tok.text in ("+", "-"):
+            self.ops.append(("unary", "u" + tok.text, tok.col, None))
+            return i, True
+        if tok.text == "[":
+            if i != 0:
+                raise self.error("a list [...] may only be the whole expression", tok.col)
+            self.items = []
+            self.push_open("list", "[", tok.col)
+            return i, True
+        if tok.kind == "end":
+            what = "expression is empty" if i == 0 else "expression ends too early"
+            raise self.error(f"{what}: a number, name or '(' is missing", tok.col)
+        raise self.error(f"expected a number, a name or '(' but found '{tok.text}'", tok.col)
+
+    def operator(self, tok: Token, i: int) -> tuple[int, bool]:
+        t = tok.text
+        if type(self.values[-1]) is list:
+            raise self.error("a list [...] may only be the whole expression", tok.col)
+        if t == "^":
+            t = "**"
+        if t in _PREC and tok.kind == "op":
+            self.push_binary(t, tok.col)
+            return i, True
+        if t == ")":
+            self.close(")", tok.col)
+            return i, False
+        if t == ",":
+            self.comma(tok.col)
+            return i, True
+        if t == "]":
+            self.close("]", tok.col)
+            return i, False
+        raise self.error(f"expected an operator but found '{tok.text}' (write products "
+                         "with '*', e.g. 2*x)", tok.col)
+
+    def push_binary(self, op: str, col: int) -> None:
+        prec, right_assoc = _PREC[op], op == "**"
+        while self.ops and self.ops[-1][0] in ("unary", "binary"):
+            top = _PREC[self.ops[-1][1]]
+            if top > prec or (top == prec and not right_assoc):
+                self.reduce_top()
+            else:
+                break
+        self.ops.append(("binary", op, col, None))
+
+    def push_open(self, kind: str, text: str, col: int, extra=None) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"nesting is deeper than {MAX_DEPTH} levels", col)
+        self.ops.append((kind, text, col, extra))
+
+    def open_call(self, tok: Token) -> None:
+        if tok.text not in FUNCTIONS:
+            raise self.error(
+                f"unknown function '{tok.text}'; supported functions: "
+                f"{', '.join(sorted(FUNCTIONS))}", tok.col)
+        self.push_open("call", tok.text, tok.col, [len(self.values)])
+
+    def comma(self, col: int) -> None:
+        self.pop_until_open()
+        if not self.ops:
+            raise self.error("',' outside a function call or list", col)
+        kind = self.ops[-1][0]
+        if kind == "list":
+            self.items.append(_done(self.values.pop()))
+        elif kind != "call":
+            raise self.error("',' inside parentheses that are not a function call", col)
+
+    def close(self, closer: str, col: int) -> None:
+        self.pop_until_open()
+        if not self.ops:
+            raise self.error(f"unmatched '{closer}'", col)
+        kind, text, open_col, extra = self.ops.pop()
+        self.depth -= 1
+        want = "]" if kind == "list" else ")"
+        if closer != want:
+            raise self.error(f"'{closer}' closes the '{text}' opened at column {open_col}",
+                             col)
+        if kind == "call":
+            self.finish_call(text, open_col, extra[0], col)
+        elif kind == "list":
+            self.items.append(_done(self.values.pop()))
+            self.values.append(list(self.items))
+            self.items = None
+
+    def finish_call(self, name: str, col: int, start: int, close_col: int) -> None:
+        args = [_done(v) for v in self.values[start:]]
+        del self.values[start:]
+        counts, build = _BUILDERS[name]
+        if len(args) not in counts:
+            want = " or ".join(str(c) for c in counts)
+            raise self.error(f"{name}() takes {want} argument{'s' if want != '1' else ''}, "
+                             f"got {len(args)}", col)
+        self.values.append(build(*args))
+
+    def number(self, tok: Token):
+        text = tok.text
+        if re.fullmatch(r"\d+", text):
+            if len(text) > MAX_DIGITS:
+                raise self.error(f"integer literal has {len(text)} digits (the limit is "
+                                 f"{MAX_DIGITS})", tok.col)
+            return sympy.Integer(int(text))
+        value = float(text)
+        if math.isinf(value):
+            raise self.error(f"number {text} overflows float64 (largest is about 1.8e308)",
+                             tok.col)
+        return sympy.Float(text, 15)
+
+    def name(self, tok: Token):
+        n = tok.text
+        if n in FUNCTIONS:
+            raise self.error(f"'{n}' is a function: call it, as in {n}(x)", tok.col)
+        if n in CONSTANTS:
+            return CONSTANTS[n]
+        if n.startswith("__"):
+            raise self.error(f"names starting with '__' are not allowed ('{n}')", tok.col)
+        if n not in self.symbols:
+            self.symbols[n] = sympy.Symbol(n, real=True)
+        return self.symbols[n]
+
+
+def _short(x) -> str:
+    s = str(x)
+    return s if len(s) <= 20 else s[:8] + "..." + s[-4:]
+
+
+def parse(text: str) -> sympy.Expr | list[sympy.Expr]:
+    """Parse expression text into a SymPy expression (or a list, for ``[f1, f2, ...]``).
+
+    Raises:
+        ParseError: the text is malformed or breaks a limit; the message shows the column.
+
+    >>> parse("log(sqrt(x))")
+    log(sqrt(x))
+    >>> parse("2 x")
+    Traceback (most recent call last):
+    ...
+    diffcheck.errors.ParseError: expected an operator but found 'x' (write products with '*', e.g. 2*x) at column 2
+      2 x
+        ^
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"expression must be text, got {type(text).__name__}")
+    return _Parser(text).run()
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders digits as numbers: x2 before x10."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p)
+            for p in re.split(r"(\d+)", name) if p]
+
+
+def variables_of(expr) -> list[str]:
+    """Free variable names of an expression (or list of them), in natural order."""
+    exprs = expr if isinstance(expr, list) else [expr]
+    names = {s.name for e in exprs for s in e.free_symbols}
+    return sorted(names, key=natural_key)

@@ -1,0 +1,351 @@
+"""SymPy expression -> Program: a Wengert list evaluated by one interpreter.
+
+A :class:`Program` is a list of nodes in evaluation order: inputs, constants and
+applications of rule-table rows to earlier nodes. Shared subexpressions are computed once
+(SymPy's structural hashing is the key), n-ary sums and products are folded into binary
+``add``/``sub``/``mul``/``div`` nodes. :meth:`Program.evaluate` is the one interpreter:
+the values decide the engine (floats and arrays: plain evaluation and finite differences;
+:class:`~diffcheck.engines.forward.Dual`: forward mode; tape ``Var``: reverse mode; JAX
+arrays with ``backend="jax"``: the JAX reference).
+
+>>> import sympy
+>>> x = sympy.Symbol("x", real=True)
+>>> prog = Program.from_sympy([sympy.sqrt(x**2 + sympy.exp(x**2)) + sympy.cos(x**2 + sympy.exp(x**2))], ["x"])
+>>> [n.op for n in prog.nodes]
+['input', 'const', 'pow', 'exp', 'add', 'cos', 'sqrt', 'add']
+>>> round(float(prog.evaluate([1.0])[0]), 6)
+1.090012
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy
+
+from .errors import DomainError, UnsupportedError
+from .primitives import ROWS, SYMPY_ROWS, Primitive
+
+
+@dataclass(frozen=True)
+class Node:
+    """One step of a Program: ``op`` is "input", "const" or a rule-table row name."""
+
+    op: str
+    args: tuple[int, ...] = ()
+    value: float | None = None  # constants
+    name: str | None = None  # inputs
+    expr: Any = field(default=None, compare=False)  # the SymPy subexpression, if any
+
+    @property
+    def row(self) -> Primitive:
+        return ROWS[self.op]
+
+
+class Program:
+    """A straight-line program over the rule table."""
+
+    def __init__(self, inputs: list[str], nodes: list[Node], outputs: list[int]):
+        self.inputs = inputs
+        self.nodes = nodes
+        self.outputs = outputs
+        self._last_use = None
+
+    def __repr__(self) -> str:
+        return f"Program({len(self.inputs)} inputs, {len(self.nodes)} nodes, " \
+               f"{len(self.outputs)} outputs)"
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_sympy(cls, exprs: Sequence[Any], variables: Sequence[str]) -> Program:
+        """Compile SymPy expressions over the named variables."""
+        return _Builder(list(variables)).build(list(exprs))
+
+    # -- the interpreter ------------------------------------------------------------------
+    def evaluate(self, inputs: Sequence[Any], *, backend: str = "numpy",
+                 keep: bool = False) -> list[Any]:
+        """Evaluate at ``inputs`` (one value per variable); returns the outputs.
+
+        With ``keep=True`` returns every node's value instead. ``backend="jax"`` evaluates
+        with the rows' JAX functions (traceable by ``jax.jit``/``grad``).
+        """
+        fns = _jax_functions() if backend == "jax" else None
+        vals: list[Any] = [None] * len(self.nodes)
+        last = None if keep else self.last_use()
+        for i, nd in enumerate(self.nodes):
+            if nd.op == "input":
+                vals[i] = inputs[self.inputs.index(nd.name)] if nd.name else None
+            elif nd.op == "const":
+                vals[i] = nd.value
+            else:
+                args = [vals[a] for a in nd.args]
+                vals[i] = fns[nd.op](*args) if fns else nd.row(*args)
+            if last is not None:
+                for a in last[i]:
+                    vals[a] = None
+        return vals if keep else [vals[o] for o in self.outputs]
+
+    def last_use(self) -> list[tuple[int, ...]]:
+        """For each node, the argument nodes whose last use it is (to free memory)."""
+        if self._last_use is None:
+            final: dict[int, int] = {}
+            for i, nd in enumerate(self.nodes):
+                for a in nd.args:
+                    final[a] = i
+            keep = set(self.outputs)
+            lists: list[list[int]] = [[] for _ in self.nodes]
+            for a, i in final.items():
+                if a not in keep and self.nodes[a].op not in ("input", "const"):
+                    lists[i].append(a)
+            self._last_use = [tuple(x) for x in lists]
+        return self._last_use
+
+    def check_domain(self, inputs: Sequence[Any]) -> np.ndarray:
+        """Boolean mask: where every node's value is finite and inside its row's domain.
+
+        ``inputs`` may hold arrays of candidate points (one array per variable).
+        """
+        vals = self.evaluate(inputs, keep=True)
+        ok = np.ones(np.broadcast_shapes(*[np.shape(v) for v in inputs]) if inputs else (),
+                     dtype=bool)
+        with np.errstate(all="ignore"):
+            for nd, v in zip(self.nodes, vals, strict=True):
+                ok &= np.isfinite(v)
+                if nd.op not in ("input", "const") and nd.row.domain is not None:
+                    ok &= nd.row.domain(*[vals[a] for a in nd.args])
+        return ok
+
+    def first_violation(self, inputs: Sequence[float]) -> tuple[Node, str] | None:
+        """The first node (in evaluation order) that is undefined at a single point."""
+        with np.errstate(all="ignore"):
+            vals = self.evaluate(inputs, keep=True)
+            for nd, v in zip(self.nodes, vals, strict=True):
+                if nd.op in ("input", "const"):
+                    continue
+                args = [vals[a] for a in nd.args]
+                if nd.row.domain is not None and not bool(np.all(nd.row.domain(*args))):
+                    return nd, nd.row.domain_text
+                if not bool(np.all(np.isfinite(v))):
+                    return nd, "a finite value"
+        return None
+
+    def op_count(self) -> dict[str, int]:
+        """How many nodes of each operation."""
+        counts: dict[str, int] = {}
+        for nd in self.nodes:
+            if nd.op not in ("input", "const"):
+                counts[nd.op] = counts.get(nd.op, 0) + 1
+        return counts
+
+    def to_jax(self):
+        """A JAX function ``f(x) -> outputs`` (``x`` a 1-D array, outputs stacked)."""
+        import jax.numpy as jnp
+
+        def f(x):
+            outs = self.evaluate([x[i] for i in range(len(self.inputs))], backend="jax")
+            outs = [jnp.asarray(o, dtype=x.dtype) + jnp.zeros((), x.dtype) for o in outs]
+            return jnp.stack(outs)
+
+        return f
+
+
+def _jax_functions() -> dict[str, Any]:
+    import importlib
+
+    import jax
+
+    table = {}
+    for name, row in ROWS.items():
+        mod_name, _, attr = ("jax." + row.jax).rpartition(".")
+        table[name] = getattr(importlib.import_module(mod_name), attr)
+    del jax
+    return table
+
+
+class _Builder:
+    """Lowers SymPy trees to nodes, iteratively (deep trees do not recurse)."""
+
+    def __init__(self, variables: list[str]):
+        self.variables = variables
+        self.nodes: list[Node] = []
+        self.memo: dict[Any, int] = {}  # SymPy expr -> node
+        self.keys: dict[tuple, int] = {}  # (op, args) / ("const", value) -> node
+        self.symbol_index = {name: i for i, name in enumerate(variables)}
+        for name in variables:
+            self.emit(Node("input", name=name))
+
+    def emit(self, node: Node) -> int:
+        key = (node.op, node.args, node.value, node.name)
+        if key in self.keys:
+            return self.keys[key]
+        self.nodes.append(node)
+        self.keys[key] = len(self.nodes) - 1
+        return len(self.nodes) - 1
+
+    def build(self, exprs: list[Any]) -> Program:
+        outputs = [self.lower(sympy.sympify(e) if not isinstance(e, sympy.Basic) else e)
+                   for e in exprs]
+        return Program(self.variables, self.nodes, outputs)
+
+    def lower(self, root: Any) -> int:
+        stack: list[tuple[Any, tuple | None]] = [(root, None)]
+        while stack:
+            expr, plan = stack.pop()
+            if expr in self.memo:
+                continue
+            if plan is not None:
+                self.memo[expr] = self.realise(expr, plan)
+                continue
+            plan = self.plan(expr)
+            stack.append((expr, plan))
+            stack.extend((c, None) for c in _children(plan) if c not in self.memo)
+        return self.memo[root]
+
+    def plan(self, e: Any) -> tuple:
+        """How to compute ``e`` from SymPy subexpressions (a small recipe)."""
+        if e.is_Symbol:
+            if e.name not in self.symbol_index:
+                raise UnsupportedError(f"variable {e.name} is not an input")
+            return ("input", e.name)
+        if not e.free_symbols:
+            return ("const", _constant(e))
+        if e.is_Add:
+            return ("sum", *_split_signs(e.args))
+        if e.is_Mul:
+            return ("product", *_split_factors(e.args))
+        if e.is_Pow:
+            return _plan_pow(e)
+        head = type(e)
+        if head in SYMPY_ROWS:
+            return ("apply", SYMPY_ROWS[head].name, list(e.args))
+        if isinstance(e, sympy.DiracDelta):
+            return ("const", 0.0)  # zero away from the kink, where points are drawn
+        raise UnsupportedError(f"no rule for SymPy '{head.__name__}' in {e}")
+
+    def realise(self, e: Any, plan: tuple) -> int:
+        kind = plan[0]
+        if kind == "input":
+            return self.symbol_index[plan[1]]
+        if kind == "const":
+            return self.const(plan[1])
+        ids = lambda xs: [self.memo[x] for x in xs]  # noqa: E731
+        if kind == "apply":
+            return self.emit(Node(plan[1], tuple(ids(plan[2])), expr=e))
+        if kind == "sum":
+            return self.fold(ids(plan[1]), ids(plan[2]), "add", "sub", "neg", e)
+        if kind == "product":
+            node = self.fold(ids(plan[2]), ids(plan[3]), "mul", "div", None, e)
+            coeff = plan[1]
+            if coeff == -1:
+                return self.emit(Node("neg", (node,), expr=e))
+            if coeff != 1:
+                return self.emit(Node("mul", (self.const(coeff), node), expr=e))
+            return node
+        if kind == "pow":
+            return self.emit(Node("pow", (self.memo[plan[1]], self.const(plan[2])), expr=e))
+        if kind == "powv":
+            return self.emit(Node("pow", tuple(ids(plan[1:3])), expr=e))
+        if kind in ("sqrt", "recip"):
+            base = self.memo[plan[1]]
+            if kind == "sqrt":
+                return self.emit(Node("sqrt", (base,), expr=e))
+            return self.emit(Node("div", (self.const(1.0), base), expr=e))
+        raise AssertionError(kind)
+
+    def const(self, value: float) -> int:
+        return self.emit(Node("const", value=float(value)))
+
+    def fold(self, pos: list[int], neg: list[int], op: str, inv: str, negate: str | None,
+             e: Any) -> int:
+        if pos:
+            acc = pos[0]
+            for p in pos[1:]:
+                acc = self.emit(Node(op, (acc, p)))
+        elif negate is not None:
+            acc = self.emit(Node(negate, (neg[0],)))
+            neg = neg[1:]
+        else:
+            acc = self.const(1.0)
+        if neg and op == "mul" and len(neg) > 1:
+            den = neg[0]
+            for p in neg[1:]:
+                den = self.emit(Node("mul", (den, p)))
+            neg = [den]
+        for p in neg:
+            acc = self.emit(Node(inv, (acc, p)))
+        if acc < len(self.nodes) and self.nodes[acc].expr is None and \
+                self.nodes[acc].op not in ("input", "const"):
+            nd = self.nodes[acc]
+            self.nodes[acc] = Node(nd.op, nd.args, expr=e)
+        return acc
+
+
+def _constant(e: Any) -> float:
+    value = complex(sympy.N(e, 17))
+    if value.imag != 0 or not np.isfinite(value.real):
+        raise DomainError(f"constant {e} is not a finite real number")
+    return value.real
+
+
+def _negated(t: Any) -> Any | None:
+    """``-t`` if ``t`` carries a negative numeric coefficient, else None."""
+    if t.is_Mul and t.args[0].is_Number and t.args[0].is_negative:
+        c = -t.args[0]
+        rest = sympy.Mul._from_args(t.args[1:]) if len(t.args) > 2 else t.args[1]
+        return rest if c == 1 else sympy.Mul._from_args((c, *t.args[1:]))
+    return None
+
+
+def _split_signs(terms: tuple) -> tuple[list, list]:
+    pos, neg = [], []
+    for t in terms:
+        n = _negated(t)
+        (neg if n is not None else pos).append(n if n is not None else t)
+    return pos, neg
+
+
+def _split_factors(factors: tuple) -> tuple[Any, list, list]:
+    coeff, num, den = sympy.Integer(1), [], []
+    for f in factors:
+        if f.is_Number:
+            coeff = coeff * f
+        elif f.is_Pow and f.exp.is_Number and f.exp.is_negative:
+            den.append(f.base if f.exp == -1 else sympy.Pow(f.base, -f.exp))
+        else:
+            num.append(f)
+    if not num and coeff != 1 and coeff != -1:
+        num, coeff = [coeff], sympy.Integer(1)
+    return coeff, num, den
+
+
+def _plan_pow(e: Any) -> tuple:
+    base, exp = e.args
+    if exp == sympy.Rational(1, 2):
+        return ("sqrt", base)
+    if exp == -1:
+        return ("recip", base)
+    if not exp.free_symbols:
+        return ("pow", base, _constant(exp))
+    if base == sympy.E:
+        return ("apply", "exp", [exp])
+    return ("powv", base, exp)
+
+
+def _children(plan: tuple) -> list:
+    kind = plan[0]
+    if kind in ("input", "const"):
+        return []
+    if kind == "apply":
+        return plan[2]
+    if kind == "sum":
+        return [*plan[1], *plan[2]]
+    if kind == "product":
+        return [*plan[2], *plan[3]]
+    if kind in ("pow", "sqrt", "recip"):
+        return [plan[1]]
+    if kind == "powv":
+        return [plan[1], plan[2]]
+    raise AssertionError(kind)

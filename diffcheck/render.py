@@ -1,0 +1,110 @@
+"""Text rendering of expression-check reports: a table per point and a one-line verdict.
+
+>>> import diffcheck as dc
+>>> print(render_report(dc.check_expression("x**2*y + y", at="x=2,y=3")).splitlines()[-1])
+OK: all 4 engines agree at 1 point.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .report import PointResult, Report
+
+MAX_ROWS = 60  #: entries shown per table before eliding
+
+
+def fmt(v: float) -> str:
+    if v is None or not np.isfinite(v):
+        return str(v)
+    return f"{v:.12g}"
+
+
+def entry_name(kind: str, idx: tuple[int, ...], variables: list[str], vector: bool) -> str:
+    f = f"f{idx[0] + 1}" if vector else "f"
+    if kind == "jacobian":
+        return f"d{f}/d{variables[idx[1]]}"
+    return f"d2{f}/d{variables[idx[1]]}d{variables[idx[2]]}"
+
+
+def _indices(report: Report, kind: str) -> list[tuple[int, ...]]:
+    m, n = report.outputs, len(report.variables)
+    if kind == "jacobian":
+        return [(j, i) for j in range(m) for i in range(n)]
+    return [(j, a, b) for j in range(m) for a in range(n) for b in range(a, n)]
+
+
+def render_formulas(report: Report) -> list[str]:
+    lines = []
+    for kind in ("jacobian", "hessian") if report.hessian else ("jacobian",):
+        title = {"jacobian": "Jacobian" if report.vector else "gradient",
+                 "hessian": "Hessian"}[kind]
+        lines.append(f"symbolic {title}:")
+        for idx in _indices(report, kind)[:MAX_ROWS]:
+            formula = report.formulas[kind]
+            for i in idx:
+                formula = formula[i]
+            lines.append(f"  {entry_name(kind, idx, report.variables, report.vector)} = "
+                         f"{formula}")
+    return lines
+
+
+def render_point(report: Report, p: PointResult, number: int) -> list[str]:
+    at = ", ".join(f"{k}={fmt(v)}" for k, v in p.at.items())
+    value = ", ".join(fmt(v) for v in p.value)
+    lines = [f"point {number} of {len(report.points)}: {at}   f = "
+             f"{'[' + value + ']' if report.vector else value}"]
+    engines = list(p.values)
+    width = max(14, max(len(e) for e in engines) + 2)
+    head = f"  {'entry':<16}" + "".join(f"{e:<{width + (10 if e == 'finite' else 0)}}"
+                                         for e in engines)
+    lines.append(head.rstrip())
+    for kind in p.values[engines[0]]:
+        for idx in _indices(report, kind)[:MAX_ROWS]:
+            cells = []
+            for e in engines:
+                cell = fmt(p.values[e][kind][idx])
+                if e in p.errors:
+                    cell += f" ±{p.errors[e][kind][idx]:.1e}"
+                cells.append(f"{cell:<{width + (10 if e == 'finite' else 0)}}")
+            name = entry_name(kind, idx, report.variables, report.vector)
+            lines.append(f"  {name:<16}" + "".join(cells).rstrip())
+    errs = ", ".join(f"{e} {v:.2g}" for e, v in p.verdict.errors.items()
+                     if e != p.verdict.reference)
+    lines.append(f"  max relative error vs {p.verdict.reference}: {errs}   "
+                 f"{'OK' if p.ok else 'MISMATCH'}")
+    for m in p.verdict.mismatches[:10]:
+        lines.append(f"  ! {m.engine} {entry_name(m.kind, m.index, report.variables, report.vector)}"
+                     f" = {fmt(m.value)}, {p.verdict.reference} says {fmt(m.reference)} "
+                     f"(difference {abs(m.value - m.reference):.3g}, allowed {m.allowed:.3g})")
+    return lines
+
+
+def verdict_line(report: Report) -> str:
+    n = len(report.points)
+    pts = f"{n} point{'s' if n != 1 else ''}"
+    if report.ok:
+        return f"OK: all {len(report.engines)} engines agree at {pts}."
+    bad = [(i, p) for i, p in enumerate(report.points, 1) if not p.ok]
+    i, p = bad[0]
+    m = max(p.verdict.mismatches, key=lambda m: m.relative)
+    who = ", ".join(p.verdict.disagreeing)
+    entry = entry_name(m.kind, m.index, report.variables, report.vector)
+    return (f"DISAGREE: {who} differ{'s' if len(p.verdict.disagreeing) == 1 else ''} from "
+            f"{p.verdict.reference} at {len(bad)} of {pts}; worst at point {i}, {entry}: "
+            f"{fmt(m.value)} vs {fmt(m.reference)} (relative error {m.relative:.2g}).")
+
+
+def render_report(report: Report) -> str:
+    lines: list[Any] = [f"expression: {report.expression}",
+                        f"variables:  {', '.join(report.variables) or '(none)'}",
+                        f"engines:    {', '.join(report.engines)}", ""]
+    lines += render_formulas(report)
+    for i, p in enumerate(report.points, 1):
+        lines.append("")
+        lines += render_point(report, p, i)
+    lines += [""] + [f"note: {n}" for n in report.notes]
+    lines.append(verdict_line(report))
+    return "\n".join(line for line in lines if line is not None)
