@@ -13,7 +13,14 @@ import importlib
 from typing import Any
 
 from .check import check_expression
-from .errors import DiffcheckError, DomainError, ParseError, ShapeError, UnsupportedError, UsageError
+from .errors import (
+    DiffcheckError,
+    DomainError,
+    ParseError,
+    ShapeError,
+    UnsupportedError,
+    UsageError,
+)
 from .parse import parse
 from .program import Program
 

@@ -26,6 +26,7 @@ from .program import Program
 from .report import PointResult, Report
 
 MAX_POINTS = 1000
+TINY = np.finfo(float).tiny
 
 
 @dataclass
@@ -52,8 +53,10 @@ class Function:
         exprs = list(parsed) if vector else [parsed]
         exprs = [sympy.sympify(e) if isinstance(e, int | float) else e for e in exprs]
         found = variables_of(exprs)
-        wrt_list = _names(wrt) if wrt is not None else found
-        _check_names(wrt_list)
+        wrt_list = found
+        if wrt is not None:
+            wrt_list = _names(wrt)
+            _check_names(wrt_list)
         variables = wrt_list + [v for v in found if v not in wrt_list]
         program = Program.from_sympy(exprs, variables)
         return cls(text, exprs, vector, variables, wrt_list, program)
@@ -234,6 +237,13 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
     errors: dict[str, dict[str, np.ndarray]] = {}
     sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian) if "symbolic" in names \
         else None
+    if not fn.variables:  # a constant: every derivative is an empty array
+        P, m = X.shape[0], len(fn.exprs)
+        empty = {"jacobian": np.zeros((P, m, 0))}
+        if hessian:
+            empty["hessian"] = np.zeros((P, m, 0, 0))
+        errs = {"finite": dict(empty)} if "finite" in names else {}
+        return {name: dict(empty) for name in names}, errs, sym
     for name in names:
         if name == "symbolic":
             J, H = sym.evaluate(X)
@@ -274,14 +284,27 @@ def _finite(fn: Function, X: np.ndarray, hessian: bool):
 
 
 def _scales(fn: Function, X: np.ndarray, values, hessian: bool) -> dict[str, np.ndarray]:
+    """Rounding scale per entry: path sums for first derivatives; for second derivatives
+    the largest of the entry's row and column and ``S_i * S_j / F`` (first-derivative
+    path sums over f's rounding scale, which has the units of a second derivative)."""
     cols = list(range(len(fn.wrt)))
-    scales = {"jacobian": ad.jacobian_reverse(fn.program, X, absolute=True)[..., cols]}
+    S = ad.jacobian_reverse(fn.program, X, absolute=True)[..., cols]
+    scales = {"jacobian": S}
     if hessian:
         ref = np.max(np.abs(np.stack([v["hessian"] for v in values.values()])), axis=0)
-        row = np.max(ref, axis=-1, keepdims=True)
-        col = np.max(ref, axis=-2, keepdims=True)
-        scales["hessian"] = np.maximum(ref, np.maximum(row, col))
+        scales["hessian"] = hessian_scale(ref, S, ad.rounding_scale(fn.program, X))
     return scales
+
+
+def hessian_scale(H: np.ndarray, S: np.ndarray, F: np.ndarray) -> np.ndarray:
+    """Scale of Hessian entries ``(..., m, n, n)`` from |H|, path sums S ``(..., m, n)`` and
+    f's rounding scale F ``(..., m)``."""
+    row = np.max(H, axis=-1, keepdims=True)
+    col = np.max(H, axis=-2, keepdims=True)
+    with np.errstate(all="ignore"):
+        cross = S[..., :, None] * S[..., None, :] / np.maximum(F, TINY)[..., None, None]
+    cross = np.where(np.isfinite(cross), cross, 0.0)
+    return np.maximum(np.maximum(H, np.maximum(row, col)), cross)
 
 
 def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: bool = False,

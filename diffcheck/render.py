@@ -57,26 +57,27 @@ def render_point(report: Report, p: PointResult, number: int) -> list[str]:
     lines = [f"point {number} of {len(report.points)}: {at}   f = "
              f"{'[' + value + ']' if report.vector else value}"]
     engines = list(p.values)
-    width = max(14, max(len(e) for e in engines) + 2)
-    head = f"  {'entry':<16}" + "".join(f"{e:<{width + (10 if e == 'finite' else 0)}}"
-                                         for e in engines)
-    lines.append(head.rstrip())
+    rows = []
     for kind in p.values[engines[0]]:
         for idx in _indices(report, kind)[:MAX_ROWS]:
-            cells = []
+            cells = [entry_name(kind, idx, report.variables, report.vector)]
             for e in engines:
                 cell = fmt(p.values[e][kind][idx])
                 if e in p.errors:
                     cell += f" ±{p.errors[e][kind][idx]:.1e}"
-                cells.append(f"{cell:<{width + (10 if e == 'finite' else 0)}}")
-            name = entry_name(kind, idx, report.variables, report.vector)
-            lines.append(f"  {name:<16}" + "".join(cells).rstrip())
+                cells.append(cell)
+            rows.append(cells)
+    table = [["entry", *engines], *rows]
+    widths = [max(len(r[c]) for r in table) + 2 for c in range(len(table[0]))]
+    for r in table:
+        lines.append("  " + "".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     errs = ", ".join(f"{e} {v:.2g}" for e, v in p.verdict.errors.items()
                      if e != p.verdict.reference)
     lines.append(f"  max relative error vs {p.verdict.reference}: {errs}   "
                  f"{'OK' if p.ok else 'MISMATCH'}")
     for m in p.verdict.mismatches[:10]:
-        lines.append(f"  ! {m.engine} {entry_name(m.kind, m.index, report.variables, report.vector)}"
+        name = entry_name(m.kind, m.index, report.variables, report.vector)
+        lines.append(f"  ! {m.engine} {name}"
                      f" = {fmt(m.value)}, {p.verdict.reference} says {fmt(m.reference)} "
                      f"(difference {abs(m.value - m.reference):.3g}, allowed {m.allowed:.3g})")
     return lines

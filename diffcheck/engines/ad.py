@@ -26,7 +26,7 @@ import numpy as np
 
 from ..program import Program
 from ..tracing import next_level
-from .forward import Dual, tangent_of, value_of
+from .forward import Dual, tangent_of
 from .reverse import Tape, Var, backward
 
 
