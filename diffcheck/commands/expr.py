@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scalar expression like 'x**2*y + (x+y)**2', or a bracketed list "
                         "'[f1, f2, ...]' for a vector function (checked as a Jacobian). "
                         f"Functions: {', '.join(sorted(set(PARSE_FUNCTIONS) | {'cbrt'}))}; "
-                        "constants pi, E; ^ means **.")
+                        "constants pi, E; ^ means **. Use - to read EXPR from standard input "
+                        "(for expressions too long for a command line).")
     p.add_argument("--at", action="append", metavar="x=1,y=2",
                    help="point to check at (repeat for several); default: random points")
     p.add_argument("--wrt", metavar="x,y", help="variables to differentiate, in order")
@@ -32,12 +33,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--trace", action="store_true",
                    help="print the evaluation trace (values, partials, tangents, adjoints)")
+    p.add_argument("--direction", metavar="x | x=1,y=-1",
+                   help="tangent direction for --trace (default: the first --wrt variable)")
     p.add_argument("--graph", metavar="FILE",
                    help="write the computational graph (.dot, or .svg/.png with Graphviz)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..check import check_expression
+
+    if args.expression == "-":
+        import sys
+
+        args.expression = sys.stdin.read().strip()
 
     report = check_expression(args.expression, at=args.at, wrt=args.wrt, hessian=args.hessian,
                               engines=args.engines, points=args.points, seed=args.seed,

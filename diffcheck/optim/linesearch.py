@@ -1,0 +1,200 @@
+r"""Line searches along a descent direction ``d``: Armijo backtracking and strong Wolfe (zoom).
+
+With :math:`\psi(\alpha) = f(x + \alpha d)` and :math:`\psi'(0) = \nabla f(x)^T d < 0`:
+
+* Armijo (sufficient decrease), :math:`0 < c_1 < 1/2`:
+  :math:`\psi(\alpha) \le \psi(0) + c_1 \alpha \psi'(0)`.
+* strong Wolfe adds the curvature condition, :math:`c_1 < c_2 < 1`:
+  :math:`|\psi'(\alpha)| \le c_2 |\psi'(0)|`.
+
+Both are one ``lax.while_loop``; every trial evaluates the value and the gradient together.
+A trial where either is NaN or infinite is rejected and the step shrinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+ValueAndGrad = Callable[[jax.Array], tuple[jax.Array, jax.Array]]
+
+
+class LineSearchResult(NamedTuple):
+    """Accepted step: ``alpha``, the new point, its value and gradient, evaluations used, ``ok``."""
+
+    alpha: jax.Array
+    x: jax.Array
+    f: jax.Array
+    g: jax.Array
+    nfev: jax.Array
+    ok: jax.Array
+
+
+def _finite(f: jax.Array, g: jax.Array) -> jax.Array:
+    return jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
+
+
+def armijo(
+    vg: ValueAndGrad,
+    x: jax.Array,
+    f: jax.Array,
+    g: jax.Array,
+    d: jax.Array,
+    alpha0: jax.Array,
+    *,
+    c1: Any = 1e-4,
+    maxiter: int = 50,
+) -> LineSearchResult:
+    r"""Backtracking line search until the Armijo condition holds.
+
+    The trial step shrinks by a safeguarded quadratic interpolation
+    :math:`\alpha \leftarrow -\psi'(0)\alpha^2 / (2(\psi(\alpha) - \psi(0) - \psi'(0)\alpha))`
+    clipped to :math:`[0.1\alpha, 0.5\alpha]`, and halves after a non-finite trial.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> vg = jax.value_and_grad(lambda x: jnp.sum(x ** 2))
+        >>> x = jnp.array([1.0]); f, g = vg(x)
+        >>> float(armijo(vg, x, f, g, -g, jnp.array(1.0)).alpha)
+        0.5
+    """
+    dtype = x.dtype
+    gd = jnp.vdot(g, d)
+    c1 = jnp.asarray(c1, dtype)
+
+    def cond(s):
+        return ~s[5] & (s[4] < maxiter)
+
+    def body(s):
+        alpha, _, _, _, i, _ = s
+        x_t = x + alpha * d
+        f_t, g_t = vg(x_t)
+        finite = _finite(f_t, g_t)
+        ok = finite & (f_t <= f + c1 * alpha * gd) & (f_t < f)  # strict: x_t != x in floats
+        denom = 2.0 * (f_t - f - gd * alpha)
+        quad = jnp.where(denom > 0, -gd * alpha**2 / denom, 0.5 * alpha)
+        nxt = jnp.where(finite, jnp.clip(quad, 0.1 * alpha, 0.5 * alpha), 0.5 * alpha)
+        alpha = jnp.where(ok, alpha, nxt)
+        return alpha, x_t, f_t, g_t, i + 1, ok
+
+    init = (jnp.asarray(alpha0, dtype), x, f, g, jnp.int32(0), jnp.bool_(False))
+    alpha, x_t, f_t, g_t, i, ok = lax.while_loop(cond, body, init)
+    return LineSearchResult(alpha, x_t, f_t, g_t, i, ok)
+
+
+class _WolfeState(NamedTuple):
+    i: jax.Array
+    done: jax.Array
+    zoom: jax.Array  # False: bracketing phase, True: zoom phase
+    a: jax.Array  # next trial step
+    a_lo: jax.Array  # bracketing: previous trial; zoom: best step with sufficient decrease
+    f_lo: jax.Array
+    d_lo: jax.Array
+    x_lo: jax.Array
+    g_lo: jax.Array
+    a_hi: jax.Array
+    f_hi: jax.Array
+    d_hi: jax.Array
+    x_t: jax.Array  # last trial point, value and gradient
+    f_t: jax.Array
+    g_t: jax.Array
+
+
+def _cubic_min(a0, f0, d0, a1, f1, d1):
+    """Minimiser of the cubic interpolating (a0, f0, d0), (a1, f1, d1) (Nocedal–Wright 3.59)."""
+    d_1 = d0 + d1 - 3.0 * (f0 - f1) / (a0 - a1)
+    rad = d_1**2 - d0 * d1
+    d_2 = jnp.sign(a1 - a0) * jnp.sqrt(jnp.maximum(rad, 0.0))
+    a = a1 - (a1 - a0) * (d1 + d_2 - d_1) / (d1 - d0 + 2.0 * d_2)
+    return jnp.where((rad >= 0) & jnp.isfinite(a), a, 0.5 * (a0 + a1))
+
+
+def wolfe(
+    vg: ValueAndGrad,
+    x: jax.Array,
+    f: jax.Array,
+    g: jax.Array,
+    d: jax.Array,
+    alpha0: jax.Array,
+    *,
+    c1: Any = 1e-4,
+    c2: Any = 0.9,
+    maxiter: int = 30,
+) -> LineSearchResult:
+    r"""Strong Wolfe line search: bracketing then zoom with cubic interpolation.
+
+    Nocedal & Wright, *Numerical Optimization*, Algorithms 3.5 and 3.6. The bracketing phase
+    doubles the step until the interval ``[a_lo, a_hi]`` contains a point satisfying the strong
+    Wolfe conditions; ``zoom`` shrinks it by safeguarded cubic interpolation (bisection when the
+    upper end is not finite). If the budget runs out, the best step with sufficient decrease is
+    returned (``ok`` stays true: the Armijo condition holds).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> vg = jax.value_and_grad(lambda x: jnp.sum(x ** 4))
+        >>> x = jnp.array([1.0]); f, g = vg(x)
+        >>> r = wolfe(vg, x, f, g, -g, jnp.array(1.0))
+        >>> bool(r.ok), bool(r.f < f)
+        (True, True)
+    """
+    dtype = x.dtype
+    c1 = jnp.asarray(c1, dtype)
+    c2 = jnp.asarray(c2, dtype)
+    d0 = jnp.vdot(g, d)
+    zero = jnp.zeros((), dtype)
+
+    def cond(s: _WolfeState):
+        return ~s.done & (s.i < maxiter)
+
+    def body(s: _WolfeState) -> _WolfeState:
+        a = s.a
+        x_t = x + a * d
+        f_t, g_t = vg(x_t)
+        d_t = jnp.vdot(g_t, d)
+        finite = _finite(f_t, g_t)
+        armijo_ok = finite & (f_t <= f + c1 * a * d0)
+        curv_ok = jnp.abs(d_t) <= -c2 * d0
+        better = armijo_ok & (f_t < s.f_lo)
+        accept = better & curv_ok
+        # bracketing phase (zoom == False); a_lo is the previous trial
+        to_zoom_hi = ~armijo_ok | ((s.i > 0) & (f_t >= s.f_lo))  # zoom(a_prev, a)
+        to_zoom_lo = armijo_ok & ~to_zoom_hi & (d_t >= 0)  # zoom(a, a_prev)
+        # zoom phase: a is inside (a_lo, a_hi)
+        z_hi = ~better  # a becomes the new upper end
+        z_flip = better & (d_t * (s.a_hi - s.a_lo) >= 0)  # old lo becomes hi
+
+        zoom_next = s.zoom | to_zoom_hi | to_zoom_lo
+        new_lo = jnp.where(s.zoom, better, ~to_zoom_hi)  # trial becomes a_lo
+        new_hi_is_t = jnp.where(s.zoom, z_hi, to_zoom_hi)
+        new_hi_is_lo = jnp.where(s.zoom, z_flip, to_zoom_lo)
+
+        a_hi = jnp.where(new_hi_is_t, a, jnp.where(new_hi_is_lo, s.a_lo, s.a_hi))
+        f_hi = jnp.where(new_hi_is_t, jnp.where(finite, f_t, jnp.inf),
+                         jnp.where(new_hi_is_lo, s.f_lo, s.f_hi))
+        d_hi = jnp.where(new_hi_is_t, d_t, jnp.where(new_hi_is_lo, s.d_lo, s.d_hi))
+        a_lo = jnp.where(new_lo, a, s.a_lo)
+        f_lo = jnp.where(new_lo, f_t, s.f_lo)
+        d_lo = jnp.where(new_lo, d_t, s.d_lo)
+        x_lo = jnp.where(new_lo, x_t, s.x_lo)
+        g_lo = jnp.where(new_lo, g_t, s.g_lo)
+
+        width = a_hi - a_lo
+        interp = _cubic_min(a_lo, f_lo, d_lo, a_hi, f_hi, d_hi)
+        lo_b = jnp.minimum(a_lo + 0.1 * width, a_hi - 0.1 * width)
+        hi_b = jnp.maximum(a_lo + 0.1 * width, a_hi - 0.1 * width)
+        a_zoom = jnp.where(jnp.isfinite(f_hi), jnp.clip(interp, lo_b, hi_b), a_lo + 0.5 * width)
+        a_next = jnp.where(zoom_next, a_zoom, 2.0 * a)
+        tiny = jnp.abs(width) <= 10 * jnp.finfo(dtype).eps * jnp.maximum(a_lo, a_hi)
+        done = accept | (zoom_next & tiny)
+        return _WolfeState(s.i + 1, done, zoom_next, a_next, a_lo, f_lo, d_lo, x_lo, g_lo,
+                           a_hi, f_hi, d_hi, x_t, f_t, g_t)
+
+    a0 = jnp.asarray(alpha0, dtype)
+    init = _WolfeState(jnp.int32(0), jnp.bool_(False), jnp.bool_(False), a0, zero, f, d0, x, g,
+                       zero, jnp.asarray(jnp.inf, dtype), zero, x, f, g)
+    s = lax.while_loop(cond, body, init)
+    return LineSearchResult(s.a_lo, s.x_lo, s.f_lo, s.g_lo, s.i, s.a_lo > 0)
