@@ -26,7 +26,7 @@ def injections(path):
     p = str(path)
     return [
         f"__import__('os').system('touch {p}')",
-        f"__import__(os).system(touch)",
+        "__import__(os).system(touch)",
         f"open('{p}', 'w')",
         f"exec(\"open('{p}','w')\")",
         f"eval(\"open('{p}','w')\")",
