@@ -100,9 +100,11 @@ def test_jax_agrees(text, seed):
 
 def test_deep_expression_does_not_recurse():
     text = "x" + "".join(f" + sin(x*{i % 7 + 1})" for i in range(3000))
-    nested = "x"
-    for i in range(1500):
-        nested = f"sin({nested})" if i % 2 else f"({nested})*0.999 + 0.001"
+    import sympy
+
+    nested = sympy.Symbol("x", real=True)
+    for i in range(1500):  # built in SymPy: the parser limits nesting to 100 levels
+        nested = sympy.sin(nested) if i % 2 else nested * sympy.Float(0.999) + sympy.Float(0.001)
     for t in (text, nested):
         fn = Function.from_text(t)
         X = np.array([[0.3]])

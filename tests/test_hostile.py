@@ -83,7 +83,7 @@ def test_code_injection_is_rejected_and_nothing_runs(sentinel, capsys):
     ("1" * 5000, "digits"),
     ("x\x00y", "0x00"),
     ("x" * 3_000_000, "characters long"),
-])
+], ids=lambda v: v if len(v) < 30 else f"{v[:12]}...({len(v)} chars)")
 def test_resource_attacks_fail_fast_naming_the_limit(text, limit):
     t0 = time.perf_counter()
     with pytest.raises(ParseError, match=limit):

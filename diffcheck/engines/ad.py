@@ -43,6 +43,12 @@ def _full(v, P: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(v, dtype=float), (P,))
 
 
+def _bar(bars: list, v: Var, zero=0.0):
+    """The adjoint of input ``v`` (inputs recorded after the output have none)."""
+    b = bars[v.index] if v.index < len(bars) else None
+    return zero if b is None else b
+
+
 def jacobian_forward(prog: Program, X: np.ndarray) -> np.ndarray:
     """Jacobian ``(P, m, n)`` by vector-mode forward duals (one pass)."""
     P, n = X.shape
@@ -82,8 +88,7 @@ def jacobian_reverse(prog: Program, X: np.ndarray, *, absolute: bool = False) ->
             rows.append(np.zeros((n, P)))
             continue
         bars = backward(y, np.ones(P), absolute=absolute)
-        rows.append(np.stack([_full(0.0 if bars[v.index] is None else bars[v.index], P)
-                              for v in xs]))
+        rows.append(np.stack([_full(_bar(bars, v), P) for v in xs]))
     return np.transpose(np.stack(rows), (2, 0, 1))
 
 
@@ -101,7 +106,7 @@ def hessian_reverse(prog: Program, X: np.ndarray) -> np.ndarray:
         bars = backward(y, np.ones(P))
         rows = []
         for v in xs:
-            b = bars[v.index]
+            b = _bar(bars, v, None)
             rows.append(np.broadcast_to(tangent_of(b, inner, n), (n, P)) if b is not None
                         else np.zeros((n, P)))
         hs.append(np.stack(rows))

@@ -192,6 +192,63 @@ class Dual(Traced):
     def T(self) -> Any:  # noqa: N802
         return np.transpose(self)
 
+    # -- ndarray methods that plain NumPy code calls (see engines.numpy_ops) ----------------
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        raise UnsupportedError(
+            "np.asarray/np.array of a traced value would drop its derivative; pass the array "
+            "on unchanged (NumPy functions accept it) or convert only plain inputs.")
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return np.mean(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return np.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return np.std(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+
+    def max(self, axis=None, out=None, keepdims=False):
+        return np.max(self, axis=axis, out=out, keepdims=keepdims)
+
+    def min(self, axis=None, out=None, keepdims=False):
+        return np.min(self, axis=axis, out=out, keepdims=keepdims)
+
+    def cumsum(self, axis=None):
+        return np.cumsum(self, axis=axis)
+
+    def dot(self, other):
+        return np.dot(self, other)
+
+    def transpose(self, *axes):
+        axes = axes[0] if len(axes) == 1 and not isinstance(axes[0], int) else axes
+        return np.transpose(self, axes or None)
+
+    def swapaxes(self, axis1, axis2):
+        return np.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None):
+        return np.squeeze(self, axis=axis)
+
+    def ravel(self, order="C"):
+        return np.ravel(self, order=order)
+
+    def flatten(self, order="C"):
+        return np.ravel(self, order=order)
+
+    def clip(self, min=None, max=None):  # noqa: A002
+        return np.clip(self, min, max)
+
+    def copy(self):
+        return self
+
+    def astype(self, dtype, *args, **kwargs):
+        from .numpy_ops import astype
+
+        return astype(self, dtype)
+
 
 def unit_duals(x: np.ndarray, level: int | None = None) -> list[Dual]:
     """One dual per entry of the 1-D array ``x``, seeded with the unit vectors."""

@@ -96,6 +96,10 @@ class Var(Traced):
     __neg__, __pos__, __abs__ = Dual.__neg__, Dual.__pos__, Dual.__abs__
     __lt__, __le__, __gt__, __ge__ = Dual.__lt__, Dual.__le__, Dual.__gt__, Dual.__ge__
     T = Dual.T
+    __array__, astype, copy, clip = Dual.__array__, Dual.astype, Dual.copy, Dual.clip
+    sum, mean, var, std, max, min = Dual.sum, Dual.mean, Dual.var, Dual.std, Dual.max, Dual.min
+    cumsum, dot, transpose, swapaxes = Dual.cumsum, Dual.dot, Dual.transpose, Dual.swapaxes
+    squeeze, ravel, flatten = Dual.squeeze, Dual.ravel, Dual.flatten
 
     def reshape(self, *shape: Any) -> Any:
         return np.reshape(self, shape[0] if len(shape) == 1 else shape)
@@ -125,11 +129,21 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     return np.reshape(g, shape) if shape_of(g) != shape else g
 
 
-def backward(out: Var, seed: Any = 1.0, *, absolute: bool = False) -> list:
+def _is_one(v: Any) -> bool:
+    """True for the literal partial 1.0 (add, sub): the product with it can be skipped."""
+    return type(v) is float and v == 1.0
+
+
+def backward(out: Var, seed: Any = 1.0, *, absolute: bool = False,
+             keep: Any = None, consume: bool = False) -> list:
     """Adjoints of every tape entry for the output ``out`` (None where it does not depend).
 
     With ``absolute=True`` partials and seed enter by magnitude: the result bounds the
     sum over paths of |products of partials|, the scale of rounding in the gradient.
+    With ``keep`` (a set of tape indices, e.g. the inputs') only those adjoints are
+    returned; the others are freed as soon as they are used (less memory, faster).
+    With ``consume=True`` each tape entry is dropped once walked: a one-shot gradient
+    frees its partials early (much faster for large arrays); the tape is spent after.
     """
     entries = out.tape.entries
     bars: list[Any] = [None] * (out.index + 1)
@@ -141,9 +155,13 @@ def backward(out: Var, seed: Any = 1.0, *, absolute: bool = False) -> list:
         for parent, kind, payload, shape in entries[i]:
             if kind == "p":
                 local = np.abs(payload) if absolute else payload
-                c = unbroadcast(local * g, shape)
+                c = unbroadcast(g if _is_one(local) else local * g, shape)
             else:
                 c = payload(g)
                 c = np.abs(c) if absolute else c
             bars[parent] = c if bars[parent] is None else bars[parent] + c
+        if keep is not None and i not in keep:
+            bars[i] = None
+        if consume:
+            entries[i] = ()
     return bars
