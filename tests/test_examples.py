@@ -109,3 +109,17 @@ def test_adam_family(capsys):
         assert v["final"] < 1e-5, name
         if v["optax_diff"] is not None:
             assert v["optax_diff"] < 1e-12, name
+
+
+def test_mlp_batchnorm(capsys):
+    r, out = run("mlp_batchnorm", capsys)
+    # initialisation: Xavier keeps tanh unsaturated, He keeps the ReLU variance near 1
+    assert r["tanh_saturated_xavier"] < 0.01 < 0.5 < r["tanh_saturated_normal"]
+    assert 0.2 < r["var_relu_he"] < 5 and r["var_relu_normal"] > 1e20
+    # the hand-written batch-norm backward is right; the constant-statistics bug is caught
+    assert r["bn_right_ok"] and r["layer_ok"] and not r["bn_bug_ok"]
+    assert r["bn_bug_rel_error"] > 0.05
+    # training with fit reduces the loss by a large factor
+    assert r["loss_after"] < r["loss_before"] / 10
+    assert r["epoch_loss"][-1] < r["epoch_loss"][0]
+    assert "check_gradient bn_bug: WRONG" in out
