@@ -355,14 +355,11 @@ def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: boo
 
 
 def _formulas(fn: Function, sym: Any, hessian: bool) -> dict[str, Any]:
-    from .report import summarise
-
     if sym is None:
         sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian)
     cols = range(len(fn.wrt))
-    out: dict[str, Any] = {"jacobian": [[summarise(str(row[i])) for i in cols]
-                                        for row in sym.jacobian]}
+    text = sym.text  # str() when small, a bounded summary when huge (cost bounded too)
+    out: dict[str, Any] = {"jacobian": [[text(row[i]) for i in cols] for row in sym.jacobian]}
     if hessian:
-        out["hessian"] = [[[summarise(str(h[i][j])) for j in cols] for i in cols]
-                          for h in sym.hessian]
+        out["hessian"] = [[[text(h[i][j]) for j in cols] for i in cols] for h in sym.hessian]
     return out

@@ -19,15 +19,18 @@ x**2*y + (x + y)**2
 from __future__ import annotations
 
 import math
+import operator
 import re
 from dataclasses import dataclass
 
 import sympy
 
+from .canon import Canon, paused_gc
 from .errors import ParseError
 from .primitives import PARSE_FUNCTIONS
 
 MAX_LENGTH = 2_000_000  #: characters of expression text
+MAX_TOKENS = 300_000  #: numbers, names and operators in the text
 MAX_DEPTH = 100  #: nesting of parentheses, calls and brackets
 MAX_DIGITS = 300  #: digits of an integer literal; float literals must fit float64
 MAX_RESULT_DIGITS = 10_000  #: digits of a number computed from literals (9**9**9)
@@ -81,6 +84,10 @@ def tokenize(text: str) -> list[Token]:
         kind = m.lastgroup
         if kind != "ws":
             tokens.append(Token(kind, m.group(), pos))
+            if len(tokens) > MAX_TOKENS:
+                raise ParseError(f"expression has more than {MAX_TOKENS:,} tokens (numbers, "
+                                 "names, operators); split it into smaller expressions",
+                                 text=text, column=pos)
         pos = m.end()
     tokens.append(Token("end", "", len(text)))
     return tokens
@@ -111,6 +118,18 @@ class _Parser:
         self.depth = 0
         self.items: list | None = None  # collected elements of a top-level [...]
         self.symbols: dict[str, sympy.Symbol] = {}
+        self.canon = Canon()  # builds repeated shapes (a_i*sin(x_i) + ...) from templates
+
+    def done(self, v):
+        """The SymPy expression of a value (a collected sum or product is built once)."""
+        if isinstance(v, _Terms):
+            return self.canon.make("add", sympy.Add, v)
+        if isinstance(v, _Factors):
+            return self.canon.make("mul", sympy.Mul, v)
+        return v
+
+    def negate(self, v):
+        return self.canon.make("neg", operator.neg, [v])
 
     def error(self, msg: str, col: int) -> ParseError:
         return ParseError(f"{msg} at column {col}", text=self.text, column=col)
@@ -119,26 +138,27 @@ class _Parser:
     def reduce_top(self) -> None:
         kind, op, col, _ = self.ops.pop()
         if kind == "unary":
-            v = _done(self.values.pop())
-            self.values.append(-v if op == "u-" else v)
+            v = self.done(self.values.pop())
+            self.values.append(self.negate(v) if op == "u-" else v)
             return
         right, left = self.values.pop(), self.values.pop()
         self.values.append(self.binary(op, left, right, col))
 
     def binary(self, op: str, left, right, col: int):
         if op in "+-":
-            right = _done(right)
-            terms = left if isinstance(left, _Terms) else _Terms([_done(left)])
-            terms.append(right if op == "+" else -right)
+            right = self.done(right)
+            terms = left if isinstance(left, _Terms) else _Terms([self.done(left)])
+            terms.append(right if op == "+" else self.negate(right))
             return terms
         if op in "*/":
-            right = _done(right)
-            factors = left if isinstance(left, _Factors) else _Factors([_done(left)])
+            right = self.done(right)
+            factors = left if isinstance(left, _Factors) else _Factors([self.done(left)])
             if op == "/" and right == 0:
                 raise self.error("division by zero", col)
-            factors.append(right if op == "*" else sympy.Pow(right, -1))
+            factors.append(right if op == "*" else
+                           self.canon.make("pow", sympy.Pow, [right, sympy.S.NegativeOne]))
             return factors
-        return self.power(_done(left), _done(right), col)
+        return self.power(self.done(left), self.done(right), col)
 
     def power(self, base, exp, col: int):
         if exp.is_Number:
@@ -153,7 +173,7 @@ class _Parser:
                                      f"{MAX_RESULT_DIGITS:,})", col)
             if base == 0 and exp.is_negative:
                 raise self.error("division by zero (0 to a negative power)", col)
-        return sympy.Pow(base, exp)
+        return self.canon.make("pow", sympy.Pow, [base, exp])
 
     def pop_until_open(self) -> None:
         while self.ops and self.ops[-1][0] in ("unary", "binary"):
@@ -177,7 +197,7 @@ class _Parser:
         if self.ops:
             kind, text, col, _ = self.ops[-1]
             raise self.error(f"'{text}' is never closed", col)
-        result = _done(self.values.pop())
+        result = self.done(self.values.pop())
         if self.items is not None:
             raise self.error("a list [...] may only be the whole expression", 0)
         return result
@@ -259,7 +279,7 @@ class _Parser:
             raise self.error("',' outside a function call or list", col)
         kind = self.ops[-1][0]
         if kind == "list":
-            self.items.append(_done(self.values.pop()))
+            self.items.append(self.done(self.values.pop()))
         elif kind != "call":
             raise self.error("',' inside parentheses that are not a function call", col)
 
@@ -276,19 +296,19 @@ class _Parser:
         if kind == "call":
             self.finish_call(text, open_col, extra[0], col)
         elif kind == "list":
-            self.items.append(_done(self.values.pop()))
+            self.items.append(self.done(self.values.pop()))
             self.values.append(list(self.items))
             self.items = None
 
     def finish_call(self, name: str, col: int, start: int, close_col: int) -> None:
-        args = [_done(v) for v in self.values[start:]]
+        args = [self.done(v) for v in self.values[start:]]
         del self.values[start:]
         counts, build = _BUILDERS[name]
         if len(args) not in counts:
             want = " or ".join(str(c) for c in counts)
             raise self.error(f"{name}() takes {want} argument{'s' if want != '1' else ''}, "
                              f"got {len(args)}", col)
-        self.values.append(build(*args))
+        self.values.append(self.canon.make(name, build, args))
 
     def number(self, tok: Token):
         text = tok.text
@@ -329,16 +349,18 @@ def parse(text: str) -> sympy.Expr | list[sympy.Expr]:
 
     >>> parse("log(sqrt(x))")
     log(sqrt(x))
-    >>> parse("2 x")
-    Traceback (most recent call last):
-    ...
-    diffcheck.errors.ParseError: expected an operator but found 'x' (write products with '*', e.g. 2*x) at column 2
+    >>> try:
+    ...     parse("2 x")
+    ... except ParseError as err:
+    ...     print(err)
+    expected an operator but found 'x' (write products with '*', e.g. 2*x) at column 2
       2 x
         ^
     """
     if not isinstance(text, str):
         raise ParseError(f"expression must be text, got {type(text).__name__}")
-    return _Parser(text).run()
+    with paused_gc():
+        return _Parser(text).run()
 
 
 def natural_key(name: str) -> list:

@@ -10,7 +10,8 @@ arrays with ``backend="jax"``: the JAX reference).
 
 >>> import sympy
 >>> x = sympy.Symbol("x", real=True)
->>> prog = Program.from_sympy([sympy.sqrt(x**2 + sympy.exp(x**2)) + sympy.cos(x**2 + sympy.exp(x**2))], ["x"])
+>>> c = x**2 + sympy.exp(x**2)
+>>> prog = Program.from_sympy([sympy.sqrt(c) + sympy.cos(c)], ["x"])
 >>> [n.op for n in prog.nodes]
 ['input', 'const', 'pow', 'exp', 'add', 'cos', 'sqrt', 'add']
 >>> round(float(prog.evaluate([1.0])[0]), 6)
@@ -28,6 +29,7 @@ import sympy
 
 from .errors import DomainError, UnsupportedError
 from .primitives import ROWS, SYMPY_ROWS, Primitive
+from .tracing import is_traced
 
 
 @dataclass(frozen=True)
@@ -75,14 +77,19 @@ class Program:
         fns = _jax_functions() if backend == "jax" else None
         vals: list[Any] = [None] * len(self.nodes)
         last = None if keep else self.last_use()
+        position = {name: k for k, name in reversed(list(enumerate(self.inputs)))}
+        plain = fns is None and not any(is_traced(v) for v in inputs)
         for i, nd in enumerate(self.nodes):
             if nd.op == "input":
-                vals[i] = inputs[self.inputs.index(nd.name)] if nd.name else None
+                vals[i] = inputs[position[nd.name]] if nd.name else None
             elif nd.op == "const":
                 vals[i] = nd.value
             else:
                 args = [vals[a] for a in nd.args]
-                vals[i] = fns[nd.op](*args) if fns else nd.row(*args)
+                if fns:
+                    vals[i] = fns[nd.op](*args)
+                else:  # untraced values skip the rows' dispatch check
+                    vals[i] = nd.row.impl(*args) if plain else nd.row(*args)
             if last is not None:
                 for a in last[i]:
                     vals[a] = None
@@ -174,6 +181,7 @@ class _Builder:
         self.memo: dict[Any, int] = {}  # SymPy expr -> node
         self.keys: dict[tuple, int] = {}  # (op, args) / ("const", value) -> node
         self.symbol_index = {name: i for i, name in enumerate(variables)}
+        self.symbolic: dict[Any, bool] = {}  # SymPy expr -> has free symbols
         for name in variables:
             self.emit(Node("input", name=name))
 
@@ -210,7 +218,7 @@ class _Builder:
             if e.name not in self.symbol_index:
                 raise UnsupportedError(f"variable {e.name} is not an input")
             return ("input", e.name)
-        if not e.free_symbols:
+        if not self.has_symbols(e):
             return ("const", _constant(e))
         if e.is_Add:
             return ("sum", *_split_signs(e.args))
@@ -224,6 +232,28 @@ class _Builder:
         if isinstance(e, sympy.DiracDelta):
             return ("const", 0.0)  # zero away from the kink, where points are drawn
         raise UnsupportedError(f"no rule for SymPy '{head.__name__}' in {e}")
+
+    def has_symbols(self, e: Any) -> bool:
+        """``bool(e.free_symbols)``, memoised over the DAG (linear, not quadratic)."""
+        memo = self.symbolic
+        stack = [e]
+        while stack:
+            node = stack[-1]
+            if node in memo:
+                stack.pop()
+                continue
+            if not node.args or not isinstance(node, _WALKABLE) or \
+                    isinstance(node, sympy.Piecewise):
+                memo[node] = bool(node.free_symbols)
+                stack.pop()
+                continue
+            todo = [a for a in node.args if a not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            memo[node] = any(memo[a] for a in node.args)
+            stack.pop()
+        return memo[e]
 
     def realise(self, e: Any, plan: tuple) -> int:
         kind = plan[0]
@@ -281,6 +311,9 @@ class _Builder:
             nd = self.nodes[acc]
             self.nodes[acc] = Node(nd.op, nd.args, expr=e)
         return acc
+
+
+_WALKABLE = (sympy.Add, sympy.Mul, sympy.Pow, sympy.Function)
 
 
 def _constant(e: Any) -> float:

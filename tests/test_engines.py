@@ -98,19 +98,31 @@ def test_jax_agrees(text, seed):
     assert np.all(np.abs(J_jax - J_sym) <= 1e-10 * scale), (text, X, J_jax, J_sym)
 
 
-def test_deep_expression_does_not_recurse():
-    text = "x" + "".join(f" + sin(x*{i % 7 + 1})" for i in range(3000))
-    import sympy
+def test_deep_programs_do_not_recurse():
+    from diffcheck.program import Node, Program
 
-    nested = sympy.Symbol("x", real=True)
-    for i in range(1500):  # built in SymPy: the parser limits nesting to 100 levels
-        nested = sympy.sin(nested) if i % 2 else nested * sympy.Float(0.999) + sympy.Float(0.001)
-    for t in (text, nested):
-        fn = Function.from_text(t)
-        X = np.array([[0.3]])
-        J_f = ad.jacobian_forward(fn.program, X)
-        J_r = ad.jacobian_reverse(fn.program, X)
+    wide = Function.from_text("x" + "".join(f" + sin(x*{i % 7 + 1})" for i in range(3000)))
+    # a chain 20 000 nodes deep: x -> sin -> *0.999 -> sin -> ... (built node by node; the
+    # parser caps nesting at 100 levels and SymPy itself recurses on deep trees)
+    nodes = [Node("input", name="x"), Node("const", value=0.999)]
+    prev = 0
+    for i in range(20_000):
+        nodes.append(Node("sin", (prev,)) if i % 2 else Node("mul", (prev, 1)))
+        prev = len(nodes) - 1
+    deep = Program(["x"], nodes, [len(nodes) - 1])
+    X = np.array([[0.3]])
+    for prog in (wide.program, deep):
+        J_f = ad.jacobian_forward(prog, X)
+        J_r = ad.jacobian_reverse(prog, X)
+        H_f, H_r = ad.hessian_forward(prog, X), ad.hessian_reverse(prog, X)
         np.testing.assert_allclose(J_f, J_r, rtol=1e-12)
+        np.testing.assert_allclose(H_f, H_r, rtol=1e-9, atol=1e-300)
+    # d/dx of the chain is the product of the local derivatives
+    x, d = 0.3, 1.0
+    for i in range(20_000):
+        d *= np.cos(x) if i % 2 else 0.999
+        x = np.sin(x) if i % 2 else x * 0.999
+    assert J_f[0, 0, 0] == pytest.approx(d, rel=1e-9)
 
 
 def test_perturbations_of_nested_duals_stay_apart():

@@ -1,9 +1,26 @@
-"""The symbolic engine: SymPy's own derivatives, evaluated in float64.
+"""The symbolic engine: SymPy's own derivatives, accumulated over the expression DAG.
 
-Derivatives come from ``sympy.diff`` (each function class's ``fdiff``), never from the rule
-table. Each entry is differentiated only with respect to the symbols it contains, Hessians
-only for ``i <= j`` (mirrored). All formulas are compiled into one Program (shared
-subexpressions computed once) and evaluated at every point at once.
+Derivatives come from SymPy, never from the rule table: the local derivative of a node
+``f(a, b)`` with respect to its argument ``a`` is ``sympy.diff(f(A, B), A)`` with dummy symbols
+``A, B`` (each function's own ``fdiff``, Pow's own rule), with ``A, B`` then replaced by the
+actual arguments; sums pass their adjoint through and products use the product rule, as
+SymPy's ``Add``/``Mul`` differentiate. The gradient of an expression is built by reverse
+accumulation over its DAG (shared subexpressions are one node, SymPy's structural hashing is
+the key), so
+
+- a term is differentiated only with respect to the symbols it contains, and a symbol's
+  derivative collects one contribution per use: the work is linear in the size of the
+  expression, not in (size x number of variables) as ``[diff(f, x) for x in xs]`` is;
+- a subexpression shared by many derivatives (``4*x_i*S`` for ``S = sum(x_j**2)``) stays one
+  object, so the compiled Program computes it once;
+- a Hessian row is the gradient of a gradient entry, so only the pairs of symbols that occur
+  together get an entry (the rest are zero without any work).
+
+SymPy objects are built canonically (readable formulas such as ``2*x*y + 2*x + 2*y``), through
+the templates of :mod:`diffcheck.canon` so that thousands of similar terms cost little; a huge
+subexpression (more than :data:`~diffcheck.canon.MAX_SYMBOLS` symbols) is never distributed
+over or copied: ``2*(x0**2 + ... + x999**2)`` stays a product. All formulas are compiled into
+one Program (common subexpressions computed once) and evaluated at every point at once.
 
 >>> import sympy
 >>> x, y = sympy.symbols("x y", real=True)
@@ -13,17 +30,28 @@ subexpressions computed once) and evaluated at every point at once.
 >>> J, H = d.evaluate(np.array([[2.0, 3.0]]))
 >>> J.tolist(), H[0, 0].tolist()
 ([[[12.0, 5.0]]], [[6.0, 4.0], [4.0, 0.0]])
+>>> derive([x**2 * y + (x + y)**2], ["x", "y"]).jacobian
+[[2*x*y + 2*x + 2*y, x**2 + 2*x + 2*y]]
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sympy
+from sympy.core.mul import _keep_coeff
+from sympy.printing.str import StrPrinter
 
+from ..canon import Canon, paused_gc, substitute
 from ..program import Program
+
+ONE, ZERO = sympy.S.One, sympy.S.Zero
+MUL_DIRECT = 16  #: products with more factors get each factor's cofactor from prefix/suffix
+BRIEF_NODES = 300  #: formulas with more tree nodes than this are printed in brief
+SMALL_WORK = 3000  #: (DAG nodes x symbols) up to which ``derive`` calls ``sympy.diff`` per entry
 
 
 @dataclass
@@ -34,14 +62,18 @@ class SymbolicDerivatives:
     jacobian: list[list[Any]]
     hessian: list[list[list[Any]]] | None
     _program: Program | None = None
+    _sizes: dict[int, int] = field(default_factory=dict, repr=False)
+    _texts: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
     def program(self) -> Program:
+        """All formulas compiled into one Program (shared subexpressions computed once)."""
         if self._program is None:
             flat = [e for row in self.jacobian for e in row]
             if self.hessian is not None:
                 flat += [e for h in self.hessian for row in h for e in row]
-            self._program = Program.from_sympy(flat, self.variables)
+            with paused_gc():
+                self._program = Program.from_sympy(flat, self.variables)
         return self._program
 
     def evaluate(self, X: np.ndarray):
@@ -50,31 +82,403 @@ class SymbolicDerivatives:
         m = len(self.jacobian)
         with np.errstate(all="ignore"):
             outs = self.program.evaluate([np.ascontiguousarray(X[:, i]) for i in range(n)])
-        flat = np.stack([np.broadcast_to(np.asarray(o, dtype=float), (P,)) for o in outs],
-                        axis=1)
+        flat = np.empty((P, len(outs)))
+        for k, o in enumerate(outs):
+            flat[:, k] = o
         J = flat[:, : m * n].reshape(P, m, n)
         H = flat[:, m * n:].reshape(P, m, n, n) if self.hessian is not None else None
         return J, H
 
+    def text(self, expr: Any) -> str:
+        """A formula as text: ``str(expr)`` when small, a bounded summary when huge.
 
-def derive(exprs: list[Any], variables: list[str], *, hessian: bool = False
-           ) -> SymbolicDerivatives:
-    """Differentiate each expression by SymPy with respect to each variable."""
-    syms = {s.name: s for e in exprs for s in e.free_symbols}
-    jac = [[_diff(e, syms.get(v)) for v in variables] for e in exprs]
+        The cost is bounded too (a huge formula is never printed in full), so reports and
+        JSON stay proportional to the number of entries.
+
+        >>> x = sympy.Symbol("x", real=True)
+        >>> big = sympy.Add(*[sympy.Symbol(f"x{i}", real=True)**2 for i in range(500)])
+        >>> d = SymbolicDerivatives(["x"], [[4*x*big]], None)
+        >>> d.text(4*x*big)
+        '4*x*(x0**2 + x1**2 + x10**2 + ... + x99**2) [formula of 1,504 nodes]'
+        """
+        from ..report import summarise
+
+        if not expr.args:
+            return str(expr)
+        got = self._texts.get(id(expr))
+        if got is None:
+            size = _tree_size(expr, self._sizes)
+            got = summarise(str(expr)) if size <= BRIEF_NODES else \
+                f"{summarise(_BriefPrinter().doprint(expr))} [formula of {size:,} nodes]"
+            self._texts[id(expr)] = got
+        return got
+
+
+def derive(exprs: Sequence[Any], variables: Sequence[str], *, hessian: bool = False,
+           method: str = "auto") -> SymbolicDerivatives:
+    """Differentiate each expression with respect to each variable (and twice, for Hessians).
+
+    ``method="dag"`` accumulates over the expression DAG (linear work, shared formulas);
+    ``"diff"`` calls ``sympy.diff`` once per entry (SymPy's own formula layout, quadratic
+    work); ``"auto"`` takes ``"diff"`` while that costs less than :data:`SMALL_WORK` node
+    visits, so small expressions print exactly as SymPy writes their derivatives.
+
+    >>> x, y = sympy.symbols("x y", real=True)
+    >>> d = derive([sympy.sin(x) * y], ["x", "y"], hessian=True)
+    >>> d.jacobian, d.hessian
+    ([[y*cos(x), sin(x)]], [[[-y*sin(x), cos(x)], [cos(x), 0]]])
+    >>> derive([(x + y)**3], ["x", "y"], method="dag").jacobian
+    [[3*(x + y)**2, 3*(x + y)**2]]
+    """
+    if method not in ("auto", "dag", "diff"):
+        raise ValueError(f"method must be 'auto', 'dag' or 'diff', not {method!r}")
+    with paused_gc():
+        return _derive([sympy.sympify(e) for e in exprs], list(variables), hessian, method)
+
+
+def _derive(exprs: list[Any], variables: list[str], hessian: bool, method: str
+            ) -> SymbolicDerivatives:
+    acc = Accumulator()
+    by_name = {s.name: s for e in exprs for s in e.free_symbols}
+    syms = [by_name.get(v) for v in variables]
+    if method == "auto":
+        work = sum(len(acc.topological(e)) for e in exprs) * max(1, len(by_name))
+        method = "diff" if work <= SMALL_WORK else "dag"
+    if method == "diff":
+        jac = [[_diff(e, s) for s in syms] for e in exprs]
+    else:
+        jac = []
+        for e in exprs:
+            grad = acc.gradient(e)
+            jac.append([grad.get(s, ZERO) if s is not None else ZERO for s in syms])
     hess = None
     if hessian:
-        hess = []
-        for row in jac:
-            h = [[sympy.Integer(0)] * len(variables) for _ in variables]
-            for i, gi in enumerate(row):
-                for j in range(i, len(variables)):
-                    h[i][j] = h[j][i] = _diff(gi, syms.get(variables[j]))
-            hess.append(h)
-    return SymbolicDerivatives(list(variables), jac, hess)
+        second = _hessian_diff if method == "diff" else _hessian
+        hess = [second(acc, row, syms) for row in jac]
+    return SymbolicDerivatives(variables, jac, hess)
 
 
 def _diff(e: Any, s: Any) -> Any:
     if s is None or s not in e.free_symbols:
-        return sympy.Integer(0)
+        return ZERO
     return sympy.diff(e, s)
+
+
+def _hessian_diff(acc: Accumulator, grad_row: list[Any], syms: list[Any]) -> list[list[Any]]:
+    n = len(syms)
+    h = [[ZERO] * n for _ in range(n)]
+    for i, g in enumerate(grad_row):
+        for j in range(i, n):
+            h[i][j] = h[j][i] = _diff(g, syms[j])
+    return h
+
+
+def _hessian(acc: Accumulator, grad_row: list[Any], syms: list[Any]) -> list[list[Any]]:
+    n = len(syms)
+    h = [[ZERO] * n for _ in range(n)]
+    for i, g in enumerate(grad_row):
+        if not acc.symbolic(g):  # (never ask g.is_zero: SymPy's assumptions are slow)
+            continue
+        second = acc.gradient(g)
+        for j in range(i, n):
+            if syms[j] is not None and syms[j] in second:
+                h[i][j] = h[j][i] = second[syms[j]]
+    return h
+
+
+class Accumulator:
+    """Reverse accumulation of SymPy derivatives over expression DAGs.
+
+    Remembers, across calls, which nodes contain symbols and each node's local derivatives,
+    so the second derivatives reuse the first ones' work.
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> Accumulator().gradient(sympy.exp(x**2))
+    {x: 2*x*exp(x**2)}
+    """
+
+    def __init__(self) -> None:
+        self.canon = Canon()
+        self._symbolic: dict[Any, bool] = {}
+        self._locals: dict[Any, list[Any]] = {}
+
+    # -- the sweep -------------------------------------------------------------------------
+    def gradient(self, root: Any) -> dict[Any, Any]:
+        """``{symbol: d root / d symbol}`` for the symbols ``root`` contains."""
+        order = self.topological(root)
+        parts: dict[Any, list[Any]] = {root: [ONE]}
+        grad: dict[Any, Any] = {}
+        for node in reversed(order):
+            got = parts.pop(node, None)
+            if got is None:  # every path to it has a zero local derivative
+                continue
+            adj = self.add(got)
+            if node.is_Symbol:
+                grad[node] = self.finish(adj)
+                continue
+            for child, local in zip(self.children(node), self.locals(node), strict=True):
+                if local is not ZERO:
+                    parts.setdefault(child, []).append(self.mul([adj, local]))
+        return grad
+
+    def finish(self, e: Any) -> Any:
+        """A derivative as SymPy writes it: small formulas distribute the sums kept whole
+        during accumulation (``2*(x + y)`` becomes ``2*x + 2*y``); huge ones stay shared."""
+        if not e.args or self.canon.info(e) is None:
+            return e
+        return self.canon.make("canonical", _reevaluate, [e])
+
+    def topological(self, root: Any) -> list[Any]:
+        """Nodes with symbols below ``root``, each after all of its children (iterative)."""
+        order: list[Any] = []
+        seen: set[Any] = set()
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if node in seen or not self.symbolic(node):
+                continue
+            seen.add(node)
+            stack.append((node, True))
+            stack.extend((c, False) for c in self.children(node) if c not in seen)
+        return order
+
+    def symbolic(self, e: Any) -> bool:
+        """Whether ``e`` contains a free symbol (memoised over the DAG)."""
+        memo = self._symbolic
+        if e in memo:
+            return memo[e]
+        stack = [e]
+        while stack:
+            node = stack[-1]
+            if node in memo:
+                stack.pop()
+                continue
+            if not node.args or not _walkable(node):
+                memo[node] = bool(node.free_symbols)
+                stack.pop()
+                continue
+            todo = [a for a in node.args if a not in memo]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            memo[node] = any(memo[a] for a in node.args)
+        return memo[e]
+
+    def children(self, node: Any) -> list[Any]:
+        """The nodes ``node`` is differentiated through: its symbolic arguments (or, for a
+        head without argument-wise rules, its free symbols)."""
+        if _walkable(node):
+            return [a for a in node.args if self.symbolic(a)]
+        return sorted(node.free_symbols, key=lambda s: s.name)
+
+    # -- local derivatives -------------------------------------------------------------------
+    def locals(self, node: Any) -> list[Any]:
+        """d node / d child for each child, from SymPy (memoised)."""
+        got = self._locals.get(node)
+        if got is None:
+            got = self._locals[node] = self._local_derivatives(node)
+        return got
+
+    def _local_derivatives(self, node: Any) -> list[Any]:
+        if node.is_Add:
+            return [ONE for a in node.args if self.symbolic(a)]
+        if node.is_Mul:
+            return self._cofactors(node)
+        if not _walkable(node):  # e.g. Max, Piecewise: SymPy differentiates it whole
+            return [sympy.diff(node, s) for s in self.children(node)]
+        out = []
+        for i, a in enumerate(node.args):
+            if self.symbolic(a):
+                out.append(self._local(node, i))
+        return out
+
+    def _cofactors(self, node: Any) -> list[Any]:
+        """Product rule: the product of the other factors, for each symbolic factor."""
+        args = node.args
+        idx = [i for i, a in enumerate(args) if self.symbolic(a)]
+        if len(args) <= MUL_DIRECT:
+            return [self.mul([a for k, a in enumerate(args) if k != i]) for i in idx]
+        prefix, suffix = [ONE], [ONE]
+        for a in args[:-1]:
+            prefix.append(_raw_mul(prefix[-1], a))
+        for a in reversed(args[1:]):
+            suffix.append(_raw_mul(a, suffix[-1]))
+        suffix.reverse()
+        return [_raw_mul(prefix[i], suffix[i]) for i in idx]
+
+    def _local(self, node: Any, i: int) -> Any:
+        """``diff(f(A, B, ...), A)`` with dummies, then the dummies replaced by the arguments."""
+        args = node.args
+        symbolic = [a for a in args if self.symbolic(a)]
+        pattern = tuple(None if self.symbolic(a) else (type(a), a) for a in args)
+        template, dummies = _local_template(type(node), pattern, i)
+        if template is ZERO:
+            return ZERO
+        # a sum or huge product stands in as an opaque symbol: never distributed or copied
+        opaque = {}
+        shown = []
+        for a in symbolic:
+            if a.is_Add or self._huge(a):  # sums stay whole: 2*(x + y), not 2*x + 2*y
+                q = opaque.setdefault(a, sympy.Dummy(real=True))
+                shown.append(q)
+            else:
+                shown.append(a)
+
+        def build(*xs: Any) -> Any:
+            return template.xreplace(dict(zip(dummies, xs, strict=True)))
+
+        if opaque:
+            return substitute(build(*shown), {q: a for a, q in opaque.items()})
+        return self.canon.make(("d", type(node), pattern, i), build, shown)
+
+    # -- building ----------------------------------------------------------------------------
+    def mul(self, factors: list[Any]) -> Any:
+        """The product, canonical; a huge sum or product among the factors stays one factor."""
+        factors = [f for f in factors if f is not ONE]
+        if not factors:
+            return ONE
+        if len(factors) == 1:
+            return factors[0]
+        if any(f is ZERO for f in factors):
+            return ZERO
+        big = [f for f in factors if self._huge(f)]
+        if not big:
+            return self.canon.make(("mul", len(factors)), sympy.Mul, factors)
+        coeff, rest = ONE, []
+        small = [f for f in factors if not self._huge(f)]
+        core = self.mul(small) if small else ONE
+        if core.is_Number:
+            coeff = core
+        elif core.is_Mul:
+            c, fs = core.as_coeff_mul()
+            coeff, rest = c, list(fs)
+        else:
+            rest = [core]
+        for f in big:
+            if f.is_Mul and f.args[0].is_Number:
+                coeff *= f.args[0]
+                f = f.func._from_args(f.args[1:]) if len(f.args) > 2 else f.args[1]
+            rest.append(f)
+        body = rest[0] if len(rest) == 1 else sympy.Mul._from_args(tuple(rest))
+        return _keep_coeff(coeff, body, sign=True)
+
+    def add(self, terms: list[Any]) -> Any:
+        """The sum, canonical; a huge sum among the terms stays one term (nested)."""
+        if len(terms) == 1:
+            return terms[0]
+        big = [t for t in terms if t.is_Add and self._huge(t)]
+        if not big:
+            return self.canon.make(("add", len(terms)), sympy.Add, terms)
+        small = [t for t in terms if not (t.is_Add and self._huge(t))]
+        core = self.add(small) if small else ZERO
+        parts = ([] if core is ZERO else [core]) + big
+        return parts[0] if len(parts) == 1 else sympy.Add._from_args(tuple(parts))
+
+    def _huge(self, e: Any) -> bool:
+        return (e.is_Add or e.is_Mul) and self.canon.info(e) is None
+
+
+def _reevaluate(e: Any) -> Any:
+    """Evaluate the products ``c*(a + b)`` kept unevaluated, and everything above them."""
+    done: dict[Any, Any] = {}
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if node in done:
+            stack.pop()
+            continue
+        todo = [a for a in node.args if a not in done]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        new = tuple(done[a] for a in node.args)
+        kept = node.is_Mul and len(new) == 2 and new[0].is_Number and new[1].is_Add
+        changed = any(n is not a for n, a in zip(new, node.args, strict=True))
+        done[node] = node.func(*new) if kept or changed else node
+    return done[e]
+
+
+def _walkable(node: Any) -> bool:
+    """Nodes differentiated argument by argument: sums, products, powers and functions
+    whose arguments are plain expressions."""
+    if node.is_Add or node.is_Mul or node.is_Pow or not node.args:
+        return True
+    return isinstance(node, sympy.Function) and not isinstance(node, sympy.Piecewise) and \
+        all(isinstance(a, sympy.Expr) for a in node.args)
+
+
+_TEMPLATES: dict[tuple, tuple[Any, tuple]] = {}
+
+
+def _local_template(head: type, pattern: tuple, i: int) -> tuple[Any, tuple]:
+    """``(diff(head(D0, c, D1, ...), D_i), (D0, D1, ...))``: constant arguments stay, the
+    symbolic ones become real dummies."""
+    key = (head, pattern, i)
+    if key not in _TEMPLATES:
+        dummies = []
+        args = []
+        for p in pattern:
+            if p is None:
+                dummies.append(sympy.Dummy(real=True))
+                args.append(dummies[-1])
+            else:
+                args.append(p[1])
+        wrt = args[i]
+        _TEMPLATES[key] = (sympy.diff(head(*args), wrt), tuple(dummies))
+    return _TEMPLATES[key]
+
+
+def _raw_mul(a: Any, b: Any) -> Any:
+    if a is ONE:
+        return b
+    if b is ONE:
+        return a
+    return sympy.Mul._from_args((a, b))
+
+
+def _tree_size(expr: Any, memo: dict[int, int]) -> int:
+    """Nodes of ``expr`` as a tree (what printing it costs), counted over the DAG."""
+    stack = [expr]
+    while stack:
+        node = stack[-1]
+        if id(node) in memo:
+            stack.pop()
+            continue
+        todo = [a for a in node.args if id(a) not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        memo[id(node)] = 1 + sum(memo[id(a)] for a in node.args)
+    return memo[id(expr)]
+
+
+class _BriefPrinter(StrPrinter):
+    """Prints at most a few terms of each long sum or product, to a bounded depth, in the
+    order SymPy stores them (its printing order would sort, reading every term)."""
+
+    SHOW = 3
+    DEPTH = 8
+
+    def __init__(self) -> None:
+        super().__init__({"order": "none"})  # stored order: sorting would read every term
+        self._depth = 0
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        self._depth += 1
+        try:
+            if self._depth > self.DEPTH:
+                return "..."
+            if isinstance(expr, sympy.Basic) and (expr.is_Add or expr.is_Mul) and \
+                    len(expr.args) > 2 * self.SHOW:
+                head = expr.func._from_args(expr.args[: self.SHOW])
+                sep = " + " if expr.is_Add else "*"
+                return f"{super()._print(head)}{sep}...{sep}{super()._print(expr.args[-1])}"
+            return super()._print(expr, **kwargs)
+        finally:
+            self._depth -= 1
