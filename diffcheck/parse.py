@@ -101,14 +101,6 @@ class _Factors(list):
     """A product being collected."""
 
 
-def _done(v):
-    if isinstance(v, _Terms):
-        return sympy.Add(*v)
-    if isinstance(v, _Factors):
-        return sympy.Mul(*v)
-    return v
-
-
 class _Parser:
     def __init__(self, text: str):
         self.text = text

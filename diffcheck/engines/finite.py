@@ -23,6 +23,7 @@ LEVELS = 12  #: step sizes tried, each half the previous
 ORDERS = 3  #: Richardson extrapolation steps (error orders 4, 6, 8)
 H0 = 0.125  #: first step, relative to max(|x_i|, 1)
 SAFETY = 2.0  #: factor on the estimated error
+CHUNK = 4_000_000  #: coordinates of perturbed points evaluated per batch (memory bound)
 
 Batch = Callable[[np.ndarray], np.ndarray]  # (Q, n) points -> (Q, m) values
 
@@ -80,14 +81,21 @@ def jacobian(f: Batch, x: np.ndarray, *, fscale: np.ndarray | None = None):
     n = x.size
     h = steps(x)  # (K, n)
     K = h.shape[0]
-    offsets = np.einsum("kn,ni->kni", h, np.eye(n))  # (K, n, n)
-    pts = np.concatenate([(x + offsets).reshape(-1, n), (x - offsets).reshape(-1, n)])
-    with np.errstate(all="ignore"):
-        vals = np.asarray(f(pts), dtype=float)
-    m = vals.shape[1]
-    plus, minus = vals[: K * n].reshape(K, n, m), vals[K * n:].reshape(K, n, m)
-    D = (plus - minus) / (2 * h[:, :, None])  # (K, n, m)
-    noise = _noise(vals, fscale)[None, :]  # (1, m)
+    block = max(1, int(CHUNK // max(1, 2 * K * n)))  # coordinates per batch: bounded memory
+    plus, minus = [], []
+    for lo in range(0, n, block):
+        idx = np.arange(lo, min(n, lo + block))
+        offsets = np.zeros((K, idx.size, n))
+        offsets[:, np.arange(idx.size), idx] = h[:, idx]
+        pts = np.concatenate([(x + offsets).reshape(-1, n), (x - offsets).reshape(-1, n)])
+        with np.errstate(all="ignore"):
+            vals = np.asarray(f(pts), dtype=float)
+        half = K * idx.size
+        plus.append(vals[:half].reshape(K, idx.size, -1))
+        minus.append(vals[half:].reshape(K, idx.size, -1))
+    plus, minus = np.concatenate(plus, axis=1), np.concatenate(minus, axis=1)  # (K, n, m)
+    D = (plus - minus) / (2 * h[:, :, None])
+    noise = _noise(np.concatenate([plus, minus]).reshape(-1, plus.shape[2]), fscale)[None, :]
     best, err = _richardson(D, h[:, :, None], noise, 1.0)
     return best.T, err.T
 
