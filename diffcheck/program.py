@@ -152,7 +152,9 @@ class Program:
         import jax.numpy as jnp
 
         def f(x):
-            outs = self.evaluate([x[i] for i in range(len(self.inputs))], backend="jax")
+            # unstack: one split whose transpose is one stack (x[i] would pad in reverse mode)
+            cols = list(jnp.unstack(x)) if self.inputs else []
+            outs = self.evaluate(cols, backend="jax")
             outs = [jnp.asarray(o, dtype=x.dtype) + jnp.zeros((), x.dtype) for o in outs]
             return jnp.stack(outs)
 
