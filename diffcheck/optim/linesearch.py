@@ -99,9 +99,6 @@ class _WolfeState(NamedTuple):
     a_hi: jax.Array
     f_hi: jax.Array
     d_hi: jax.Array
-    x_t: jax.Array  # last trial point, value and gradient
-    f_t: jax.Array
-    g_t: jax.Array
 
 
 def _cubic_min(a0, f0, d0, a1, f1, d1):
@@ -155,7 +152,7 @@ def wolfe(
         x_t = x + a * d
         f_t, g_t = vg(x_t)
         d_t = jnp.vdot(g_t, d)
-        finite = _finite(f_t, g_t)
+        finite = jnp.isfinite(f_t) & jnp.isfinite(d_t)  # a NaN/inf in g_t makes d_t NaN/inf
         armijo_ok = finite & (f_t <= f + c1 * a * d0)
         curv_ok = jnp.abs(d_t) <= -c2 * d0
         better = armijo_ok & (f_t < s.f_lo)
@@ -191,10 +188,10 @@ def wolfe(
         tiny = jnp.abs(width) <= 10 * jnp.finfo(dtype).eps * jnp.maximum(a_lo, a_hi)
         done = accept | (zoom_next & tiny)
         return _WolfeState(s.i + 1, done, zoom_next, a_next, a_lo, f_lo, d_lo, x_lo, g_lo,
-                           a_hi, f_hi, d_hi, x_t, f_t, g_t)
+                           a_hi, f_hi, d_hi)
 
     a0 = jnp.asarray(alpha0, dtype)
     init = _WolfeState(jnp.int32(0), jnp.bool_(False), jnp.bool_(False), a0, zero, f, d0, x, g,
-                       zero, jnp.asarray(jnp.inf, dtype), zero, x, f, g)
+                       zero, jnp.asarray(jnp.inf, dtype), zero)
     s = lax.while_loop(cond, body, init)
     return LineSearchResult(s.a_lo, s.x_lo, s.f_lo, s.g_lo, s.i, s.a_lo > 0)

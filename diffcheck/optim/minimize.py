@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from diffcheck.optim import linesearch as _ls
 from diffcheck.optim import result as R
-from diffcheck.optim.newton import Newton, NewtonInfo, has_negative_curvature
+from diffcheck.optim.newton import Newton, has_negative_curvature
 from diffcheck.optim.quasi_newton import BFGS, LBFGS, SteepestDescent, first_step
 
 METHODS = ("gd", "newton", "newton-damped", "bfgs", "lbfgs")
@@ -74,98 +74,136 @@ def _new_history(maxiter, x, f, gnorm):
     return _write(R.History(nan, nan, nan, xs), 0, f, gnorm, jnp.nan, x)
 
 
-def _solve_flat(vg, grad_fn, x0, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m,
-                history, patience):
+def _initial_state(vg, x0, tol, maxiter, history, aux, pending_status):
     dtype = x0.dtype
-    eps = jnp.finfo(dtype).eps
-    tiny = jnp.finfo(dtype).tiny
-    tol = jnp.asarray(tol, dtype)
-    meth = _make_method(method, grad_fn, m)
-    if linesearch == "wolfe":
-        search = functools.partial(_ls.wolfe, vg, c1=c1, c2=c2)
-    else:
-        search = functools.partial(_ls.armijo, vg, c1=c1)
-    newton_like = meth.needs_hessian
-
     f0, g0 = vg(x0)
     f0 = f0.astype(dtype)
     g0 = g0.astype(dtype)
     gnorm0 = jnp.linalg.norm(g0)
     finite0 = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
     status0 = jnp.where(~finite0, R.NONFINITE,
-                        jnp.where(gnorm0 <= tol, PENDING if newton_like else R.SUCCESS, RUNNING))
+                        jnp.where(gnorm0 <= tol, pending_status, RUNNING))
     status0 = jnp.where((status0 == RUNNING) & (maxiter == 0), R.MAXITER, status0)
     hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
-    state = _State(x0, f0, g0, meth.init(x0, g0), jnp.int32(0), jnp.int32(1), jnp.int32(1),
-                   jnp.int32(0), jnp.int32(status0), jnp.int32(0), jnp.bool_(False), hist)
+    return _State(x0, f0, g0, aux(x0, g0), jnp.int32(0), jnp.int32(1), jnp.int32(1),
+                  jnp.int32(0), jnp.int32(status0), jnp.int32(0), jnp.bool_(False), hist)
 
-    def cond(s: _State):
-        return (s.status == RUNNING) | (s.status == PENDING)
+
+def _progress(s, f, eps, tiny, patience, maxiter, k):
+    """Stall counter and the MAXITER / STAGNATION status after a step to ``f``."""
+    negligible = (s.f - f) <= 2.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
+    stall = jnp.where(negligible, s.stall + 1, 0)
+    status = jnp.where(k >= maxiter, R.MAXITER, RUNNING)
+    status = jnp.where(stall >= patience, R.STAGNATION, status)
+    return stall, status
+
+
+def _solve_flat(vg, grad_fn, x0, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m,
+                history, patience):
+    dtype = x0.dtype
+    tol = jnp.asarray(tol, dtype)
+    meth = _make_method(method, grad_fn, m)
+    if linesearch == "wolfe":
+        search = functools.partial(_ls.wolfe, vg, c1=c1, c2=c2)
+    else:
+        search = functools.partial(_ls.armijo, vg, c1=c1)
+    solve = _solve_newton if meth.needs_hessian else _solve_gradient
+    s = solve(vg, meth, search, x0, tol, maxiter=maxiter, history=history, patience=patience)
+    f_lower = jnp.asarray(f_lower, dtype)
+    eps = jnp.finfo(dtype).eps
+    above = jnp.isfinite(f_lower) & (
+        s.f > f_lower + jnp.sqrt(eps) * jnp.maximum(1.0, jnp.abs(f_lower)))
+    status = jnp.where((s.status == R.SUCCESS) & above, R.LOCAL_MINIMUM, s.status)
+    return s, status
+
+
+def _cond(s: _State):
+    return s.status == RUNNING
+
+
+def _solve_gradient(vg, meth, search, x0, tol, *, maxiter, history, patience):
+    """Steepest descent, BFGS, L-BFGS: a lean loop body (one line search, one history update)."""
+    dtype = x0.dtype
+    eps = jnp.finfo(dtype).eps
+    tiny = jnp.finfo(dtype).tiny
+    state = _initial_state(vg, x0, tol, maxiter, history, meth.init, R.SUCCESS)
 
     def body(s: _State) -> _State:
-        pending = s.status == PENDING
-        gnorm = jnp.linalg.norm(s.g)
-        if newton_like:
-            h = meth.hess(s.x).astype(dtype)
-            d_m, info, h = meth.direction_with_hessian(h, s.g)
-            alpha_m = jnp.ones((), dtype)
-            saddle = lax.cond(pending, has_negative_curvature, lambda h: jnp.bool_(False), h)
-            h_bad = info.singular | info.nonfinite
-        else:
-            d_m, alpha_m = meth.direction(s.aux, s.x, s.g)
-            saddle = h_bad = jnp.bool_(False)
-            info = NewtonInfo(h_bad, h_bad)
+        d_m, alpha_m = meth.direction(s.aux, s.x, s.g)
         gd_m = jnp.vdot(s.g, d_m)
         use_sd = s.force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
         d = jnp.where(use_sd, -s.g, d_m)
         alpha0 = jnp.where(use_sd, first_step(s.g), alpha_m)
         ls = search(s.x, s.f, s.g, d, alpha0)
-
         ok = ls.ok
-        step = ls.x - s.x
+        # a failed search returns the start point: x, f, g are unchanged and step = 0
+        x, f, g = ls.x, ls.f, ls.g
+        step = x - s.x
+        aux = meth.update(meth.reset(s.aux, use_sd & ok), step, g - s.g, ok)
+        gnorm = jnp.linalg.norm(g)
+        k = s.k + 1
+        stall, status = _progress(s, f, eps, tiny, patience, maxiter, k)
+        predicted = jnp.abs(alpha0 * jnp.vdot(s.g, d))
+        at_floor = predicted <= 100.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
+        failed = ~ok & use_sd
+        status = jnp.where(failed, jnp.where(at_floor, R.STAGNATION, R.LINESEARCH_FAILED), status)
+        status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
+        hist = s.hist
+        if history:
+            hist = _write(s.hist, k, f, gnorm, jnp.linalg.norm(step), x)
+        return _State(x, f, g, aux, k, s.nfev + ls.nfev, s.njev + ls.nfev, s.nhev,
+                      status.astype(jnp.int32), stall, ~ok & ~use_sd, hist)
+
+    return lax.while_loop(_cond, body, state)
+
+
+def _solve_newton(vg, meth, search, x0, tol, *, maxiter, history, patience):
+    """Newton and damped Newton; the curvature (saddle) check runs once, after the loop."""
+    dtype = x0.dtype
+    eps = jnp.finfo(dtype).eps
+    tiny = jnp.finfo(dtype).tiny
+    state = _initial_state(vg, x0, tol, maxiter, history, meth.init, PENDING)
+
+    def body(s: _State) -> _State:
+        h = meth.hess(s.x).astype(dtype)
+        d_m, info = meth.direction_with_hessian(h, s.g)
+        h_bad = info.singular | info.nonfinite
+        gd_m = jnp.vdot(s.g, d_m)
+        use_sd = s.force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
+        d = jnp.where(use_sd, -s.g, d_m)
+        alpha0 = jnp.where(use_sd, first_step(s.g), jnp.ones((), dtype))
+        ls = search(s.x, s.f, s.g, d, alpha0)
+        ok = ls.ok & ~h_bad
         x = jnp.where(ok, ls.x, s.x)
         f = jnp.where(ok, ls.f, s.f)
         g = jnp.where(ok, ls.g, s.g)
-        aux = meth.init(s.x, s.g) if not newton_like else s.aux
-        aux = jax.tree.map(lambda a, b: jnp.where(use_sd, a, b), aux, s.aux)
-        aux = meth.update(aux, step, ls.g - s.g) if not newton_like else aux
-        aux = jax.tree.map(lambda a, b: jnp.where(ok, a, b), aux, s.aux)
-        gnorm_new = jnp.linalg.norm(g)
-        negligible = (s.f - f) <= 2.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
-        stall = jnp.where(negligible, s.stall + 1, 0)
-        k = s.k + 1
+        gnorm = jnp.linalg.norm(g)
+        k = jnp.where(h_bad, s.k, s.k + 1)
+        stall, status = _progress(s, f, eps, tiny, patience, maxiter, k)
         predicted = jnp.abs(alpha0 * jnp.vdot(s.g, d))
         at_floor = predicted <= 100.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
-
-        status = jnp.int32(RUNNING)
-        status = jnp.where(k >= maxiter, R.MAXITER, status)
-        status = jnp.where(stall >= patience, R.STAGNATION, status)
         failed = ~ok & use_sd
         status = jnp.where(failed, jnp.where(at_floor, R.STAGNATION, R.LINESEARCH_FAILED), status)
-        status = jnp.where(ok & (gnorm_new <= tol), PENDING if newton_like else R.SUCCESS, status)
+        status = jnp.where(ok & (gnorm <= tol), PENDING, status)
         status = jnp.where(h_bad, jnp.where(info.nonfinite, R.NONFINITE, R.SINGULAR), status)
-        status = jnp.where(pending, jnp.where(saddle, R.SADDLE, R.SUCCESS), status)
-
-        moved = ~pending & ~h_bad
         hist = s.hist
         if history:
-            snorm = jnp.where(ok, jnp.linalg.norm(step), 0.0)
-            hist = _write(s.hist, k, f, gnorm_new, snorm, x)
-            hist = jax.tree.map(lambda a, b: jnp.where(moved, a, b), hist, s.hist)
-        new = _State(x, f, g, aux, k, s.nfev + ls.nfev, s.njev + ls.nfev,
-                     s.nhev + (1 if newton_like else 0), status.astype(jnp.int32), stall,
-                     ~ok & ~use_sd, hist)
-        keep = lambda a, b: jnp.where(moved, a, b)  # noqa: E731
-        fixed = s._replace(nhev=new.nhev, status=new.status)
-        del gnorm
-        return jax.tree.map(keep, new, fixed)
+            snorm = jnp.where(ok, jnp.linalg.norm(ls.x - s.x), 0.0)
+            new = _write(s.hist, k, f, gnorm, snorm, x)
+            hist = jax.tree.map(lambda a, b: jnp.where(h_bad, b, a), new, s.hist)
+        return _State(x, f, g, s.aux, k, jnp.where(h_bad, s.nfev, s.nfev + ls.nfev),
+                      jnp.where(h_bad, s.njev, s.njev + ls.nfev), s.nhev + 1,
+                      status.astype(jnp.int32), jnp.where(h_bad, s.stall, stall),
+                      ~ok & ~use_sd & ~h_bad, hist)
 
-    s = lax.while_loop(cond, body, state)
-    f_lower = jnp.asarray(f_lower, dtype)
-    above = jnp.isfinite(f_lower) & (
-        s.f > f_lower + jnp.sqrt(eps) * jnp.maximum(1.0, jnp.abs(f_lower)))
-    status = jnp.where((s.status == R.SUCCESS) & above, R.LOCAL_MINIMUM, s.status)
-    return s, status
+    s = lax.while_loop(_cond, body, state)
+    # converged (PENDING): one Hessian at x decides between SUCCESS and SADDLE
+    pending = s.status == PENDING
+    saddle = lax.cond(pending, lambda x: has_negative_curvature(meth.hess(x).astype(dtype)),
+                      lambda x: jnp.bool_(False), s.x)
+    status = jnp.where(pending, jnp.where(saddle, R.SADDLE, R.SUCCESS), s.status)
+    return s._replace(status=status.astype(jnp.int32),
+                      nhev=s.nhev + pending.astype(jnp.int32))
 
 
 @functools.partial(jax.jit, static_argnames=("fun", "method", "linesearch", "maxiter", "m",

@@ -24,8 +24,10 @@ class NewtonInfo(NamedTuple):
 
 
 def _cholesky(a: jax.Array) -> tuple[jax.Array, jax.Array]:
-    chol = jnp.linalg.cholesky(a)
-    return chol, jnp.all(jnp.isfinite(chol))
+    # the Hessian is symmetric: skip jnp.linalg.cholesky's (a + a^T) / 2 pass over the matrix
+    chol = lax.linalg.cholesky(a, symmetrize_input=False)
+    # a failed factorisation is all NaN: checking the diagonal is enough (O(n), not O(n^2))
+    return chol, jnp.all(jnp.isfinite(jnp.diagonal(chol)))
 
 
 def _scale(h: jax.Array) -> jax.Array:
@@ -58,17 +60,18 @@ def modified_cholesky(h: jax.Array, *, max_tries: int = 64) -> tuple[jax.Array, 
     beta = 1e-3 * _scale(h)
     min_diag = jnp.min(jnp.diag(h))
     tau0 = jnp.where(min_diag > 0, 0.0, beta - min_diag).astype(h.dtype)
+    chol0, ok0 = _cholesky(h + tau0 * eye)  # the usual case: one factorisation, no loop
 
     def cond(s):
         return ~s[2] & (s[3] < max_tries)
 
     def body(s):
         tau, _, _, i = s
-        tau = jnp.where(i == 0, tau0, jnp.maximum(2.0 * tau, beta))
+        tau = jnp.maximum(2.0 * tau, beta)
         chol, ok = _cholesky(h + tau * eye)
         return tau, chol, ok, i + 1
 
-    tau, chol, _, _ = lax.while_loop(cond, body, (tau0, eye, jnp.bool_(False), jnp.int32(0)))
+    tau, chol, _, _ = lax.while_loop(cond, body, (tau0, chol0, ok0, jnp.int32(1)))
     return chol, tau
 
 
@@ -91,6 +94,7 @@ class Newton:
         return ()
 
     def direction_with_hessian(self, h, g):
+        """Newton direction from the Hessian ``h``: ``(d, NewtonInfo)``; one factorisation."""
         finite_h = jnp.all(jnp.isfinite(h))
         h = jnp.where(finite_h, h, jnp.eye(h.shape[0], dtype=h.dtype))
         if self.damped:
@@ -98,11 +102,11 @@ class Newton:
             d = -cho_solve((chol, True), g)
         else:
             chol, pd = _cholesky(h)
-            d_chol = -cho_solve((jnp.where(pd, chol, jnp.eye(h.shape[0], dtype=h.dtype)), True), g)
-            d = jnp.where(pd, d_chol, -jnp.linalg.solve(h, g))
+            d = lax.cond(pd, lambda: -cho_solve((chol, True), g),
+                         lambda: -jnp.linalg.solve(h, g))
         singular = ~jnp.all(jnp.isfinite(d))
         d = jnp.where(singular, -g, d)
-        return d, NewtonInfo(singular & finite_h, ~finite_h), h
+        return d, NewtonInfo(singular & finite_h, ~finite_h)
 
     def update(self, aux, s, y):
         return aux

@@ -34,7 +34,8 @@ class _RootState(NamedTuple):
 
 def _dense_step(fun_flat, x, fx):
     jac = jax.jacfwd(fun_flat)(x)
-    return -jnp.linalg.solve(jac, fx), jac
+    lu_piv = jax.scipy.linalg.lu_factor(jac)  # one LU per iteration, no other O(n^3) work
+    return -jax.scipy.linalg.lu_solve(lu_piv, fx), jac
 
 
 def _gmres_step(fun_flat, x, fx):
@@ -82,12 +83,13 @@ def _root(fun, x0, args, tol, *, maxiter, history, solver, patience):
         nan = jnp.full((maxiter + 1,), jnp.nan, dtype)
         xs = jnp.full((maxiter + 1, flat.shape[0]), jnp.nan, dtype)
         hist = R.History(nan.at[0].set(0.5 * r0**2), nan.at[0].set(r0), nan, xs.at[0].set(flat))
-    jac_shape = (0,) if solver == "gmres" else (fx0.shape[0], flat.shape[0])
-    state = _RootState(flat, fx0, jnp.zeros(jac_shape, dtype), jnp.int32(0), jnp.int32(1),
+    # the loop does not carry the (n, n) Jacobian (a copy per iteration): J(x) is recomputed once
+    # after the loop for the result
+    state = _RootState(flat, fx0, jnp.zeros((0,), dtype), jnp.int32(0), jnp.int32(1),
                        jnp.int32(0), jnp.int32(status0), jnp.int32(0), hist)
 
     def body(s: _RootState) -> _RootState:
-        d, jac = step_fn(fun_flat, s.x, s.fx)
+        d, _ = step_fn(fun_flat, s.x, s.fx)
         singular = ~jnp.all(jnp.isfinite(d))
         x, fx, nf = _backtrack_finite(fun_flat, s.x, jnp.where(singular, 0.0, d))
         r_old, r = jnp.linalg.norm(s.fx), jnp.linalg.norm(fx)
@@ -106,7 +108,7 @@ def _root(fun, x0, args, tol, *, maxiter, history, solver, patience):
             hist = R.History(s.hist.f.at[k].set(0.5 * r**2), s.hist.gnorm.at[k].set(r),
                              s.hist.step.at[k].set(jnp.linalg.norm(x - s.x)),
                              s.hist.x.at[k].set(x))
-        return _RootState(x, fx, jac, k, s.nfev + nf, s.njev + 1, status.astype(jnp.int32),
+        return _RootState(x, fx, s.jac, k, s.nfev + nf, s.njev + 1, status.astype(jnp.int32),
                           stall, hist)
 
     s = lax.while_loop(lambda s: s.status == -1, body, state)

@@ -9,16 +9,23 @@ from diffcheck.optim import format_iterations, minimize
 from diffcheck.optim import result as R
 
 METHODS = ["gd", "newton", "newton-damped", "bfgs", "lbfgs"]
-PROBLEMS = {"quadratic": (quadratic, X_QUAD), "rosenbrock": (rosenbrock, jnp.ones(2))}
+PROBLEMS = {"quadratic": (1.0, X_QUAD), "rosenbrock": (0.0, jnp.ones(2))}
+
+
+def quadratic_or_rosenbrock(x, w):
+    """``quadratic`` (w = 1) or ``rosenbrock`` (w = 0): one traced function, so the two problems
+    share one compiled solver per method and dtype (``w`` is a traced argument)."""
+    return w * quadratic(x) + (1 - w) * rosenbrock(x)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 @pytest.mark.parametrize("problem", PROBLEMS)
 @pytest.mark.parametrize("method", METHODS)
 def test_method_converges(method, problem, dtype):
-    fun, x_star = PROBLEMS[problem]
+    w, x_star = PROBLEMS[problem]
     tol = 1e-3 if dtype == jnp.float32 else 1e-6
-    res = minimize(fun, jnp.array([-1.2, 1.0], dtype), method=method, tol=tol)
+    res = minimize(quadratic_or_rosenbrock, jnp.array([-1.2, 1.0], dtype), method=method, tol=tol,
+                   args=(jnp.asarray(w, dtype),))
     assert res.x.dtype == dtype and res.fun.dtype == dtype
     assert bool(res.success), res.message
     assert float(jnp.linalg.norm(res.jac)) <= tol
