@@ -695,9 +695,12 @@ class _Witness:
 
 
 def _witness(kind: str, f: Fn, x: np.ndarray, yours: np.ndarray, ref: Reference,
-             tol: np.ndarray, k: int, seed: int) -> _Witness:
-    """Compare reference and yours with an independent evaluation along random directions."""
+             tol: np.ndarray, k: int, seed: int, fx: np.ndarray | None = None) -> _Witness:
+    """Compare reference and yours with an independent evaluation along random directions.
+
+    ``fx`` is f(x) when it was already computed in float64 (saves one evaluation)."""
     x64 = x.astype(np.float64)
+    f0 = np.asarray(fx) if fx is not None and x.dtype == np.float64 else None
     V = _directions(x64, k, seed)
     n = x.size
     use_complex = ref.exact and ref.kinks is not None and ref.kinks.analytic
@@ -718,7 +721,7 @@ def _witness(kind: str, f: Fn, x: np.ndarray, yours: np.ndarray, ref: Reference,
                 continue
             except DiffcheckError:
                 use_complex = False
-        d = directional_difference(f, x64, v, levels=2 if n > 10 ** 5 else 8)
+        d = directional_difference(f, x64, v, levels=2 if n > 10 ** 5 else 8, f0=f0)
         outs.append(np.ravel(d.value))
         errs.append(np.ravel(d.error))
         kink |= bool(np.any(d.kink))
@@ -872,7 +875,7 @@ def _check(kind: str, f: Fn, yours_fn: Fn, x: Any, *, seed: int = 0,
         diff = np.where(np.isfinite(yours), np.abs(yours - R), np.inf)
         excess = diff / np.maximum(tol, np.finfo(float).tiny)
     bad = ~(diff <= tol)
-    wit = _witness(kind, f, x, yours, ref, tol, k, seed)
+    wit = _witness(kind, f, x, yours, ref, tol, k, seed, fx=fx)
     res = _result(kind, yours, R, tol, diff, ref, wit, seed, eps, x, k)
     if why:
         res.notes.append(f"f could not be traced ({why}); finite differences are the "
