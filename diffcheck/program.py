@@ -237,25 +237,7 @@ class _Builder:
 
     def has_symbols(self, e: Any) -> bool:
         """``bool(e.free_symbols)``, memoised over the DAG (linear, not quadratic)."""
-        memo = self.symbolic
-        stack = [e]
-        while stack:
-            node = stack[-1]
-            if node in memo:
-                stack.pop()
-                continue
-            if not node.args or not isinstance(node, _WALKABLE) or \
-                    isinstance(node, sympy.Piecewise):
-                memo[node] = bool(node.free_symbols)
-                stack.pop()
-                continue
-            todo = [a for a in node.args if a not in memo]
-            if todo:
-                stack.extend(todo)
-                continue
-            memo[node] = any(memo[a] for a in node.args)
-            stack.pop()
-        return memo[e]
+        return has_free_symbols(e, self.symbolic)
 
     def realise(self, e: Any, plan: tuple) -> int:
         kind = plan[0]
@@ -316,6 +298,34 @@ class _Builder:
 
 
 _WALKABLE = (sympy.Add, sympy.Mul, sympy.Pow, sympy.Function)
+
+
+def has_free_symbols(e: Any, memo: dict[Any, bool]) -> bool:
+    """``bool(e.free_symbols)``, memoised in ``memo`` over the DAG: linear in its size
+    (SymPy's ``free_symbols`` rebuilds the set at every node, quadratic on big sums).
+
+    >>> x = sympy.Symbol("x")
+    >>> has_free_symbols(sympy.sin(x) + 2, {}), has_free_symbols(sympy.pi + 1, {})
+    (True, False)
+    """
+    stack = [e]
+    while stack:
+        node = stack[-1]
+        if node in memo:
+            stack.pop()
+            continue
+        if not node.args or not isinstance(node, _WALKABLE) or \
+                isinstance(node, sympy.Piecewise):
+            memo[node] = bool(node.free_symbols)
+            stack.pop()
+            continue
+        todo = [a for a in node.args if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        memo[node] = any(memo[a] for a in node.args)
+        stack.pop()
+    return memo[e]
 
 
 def _constant(e: Any) -> float:

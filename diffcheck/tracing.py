@@ -22,14 +22,15 @@ def next_level() -> int:
 
 
 class Traced:
-    """Base of values that carry derivative information through the interpreter."""
+    """Base of values that carry derivative information through the interpreter.
+
+    Subclasses (``Dual``, tape ``Var``) have a ``level`` and a classmethod
+    ``apply(prim, args, params, level)`` that applies a rule-table row to arguments of which
+    those at ``level`` are theirs; :func:`dispatch` calls it.
+    """
 
     __slots__ = ()
     level: int
-
-    @classmethod
-    def apply(cls, prim: Any, args: tuple, params: dict, level: int) -> Any:
-        raise NotImplementedError
 
 
 def is_traced(x: Any) -> bool:

@@ -46,7 +46,7 @@ from sympy.core.mul import _keep_coeff
 from sympy.printing.str import StrPrinter
 
 from ..canon import Canon, paused_gc, substitute
-from ..program import Program
+from ..program import Program, has_free_symbols
 
 ONE, ZERO = sympy.S.One, sympy.S.Zero
 MUL_DIRECT = 16  #: products with more factors get each factor's cofactor from prefix/suffix
@@ -247,26 +247,7 @@ class Accumulator:
 
     def symbolic(self, e: Any) -> bool:
         """Whether ``e`` contains a free symbol (memoised over the DAG)."""
-        memo = self._symbolic
-        if e in memo:
-            return memo[e]
-        stack = [e]
-        while stack:
-            node = stack[-1]
-            if node in memo:
-                stack.pop()
-                continue
-            if not node.args or not _walkable(node):
-                memo[node] = bool(node.free_symbols)
-                stack.pop()
-                continue
-            todo = [a for a in node.args if a not in memo]
-            if todo:
-                stack.extend(todo)
-                continue
-            stack.pop()
-            memo[node] = any(memo[a] for a in node.args)
-        return memo[e]
+        return has_free_symbols(e, self._symbolic)
 
     def children(self, node: Any) -> list[Any]:
         """The nodes ``node`` is differentiated through: its symbolic arguments (or, for a
