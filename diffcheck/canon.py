@@ -250,6 +250,32 @@ def _holder(rank: int, assumptions: tuple) -> Any:
     return holder if holder._hashable_content()[1:] == assumptions else None
 
 
+def fold_dag(root: Any, children: Callable[[Any], Sequence[Any]],
+             combine: Callable[[Any, dict[Any, Any]], Any],
+             memo: dict[Any, Any] | None = None) -> Any:
+    """Bottom-up over a SymPy DAG without recursion: each node is visited once, after
+    ``children(node)``, and ``memo[node] = combine(node, memo)``.
+
+    >>> x = sympy.Symbol("x")
+    >>> fold_dag(sympy.sin(x) + x, lambda n: n.args, lambda n, m: 1 + sum(m[a] for a in n.args))
+    4
+    """
+    memo = {} if memo is None else memo
+    stack = [root]
+    while stack:
+        node = stack[-1]
+        if node in memo:
+            stack.pop()
+            continue
+        todo = [a for a in children(node) if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        stack.pop()
+        memo[node] = combine(node, memo)
+    return memo[root]
+
+
 def substitute(e: Any, mapping: dict[Any, Any]) -> Any:
     """Replace subexpressions by ``mapping`` without evaluating (iterative, DAG-memoised).
 
@@ -276,22 +302,13 @@ def substitute(e: Any, mapping: dict[Any, Any]) -> Any:
         new.append(hit)
     else:
         return _raw(e, tuple(new))
-    done: dict[Any, Any] = {}
-    stack = [e]
-    while stack:
-        node = stack[-1]
-        if node in done:
-            stack.pop()
-            continue
-        todo = [a for a in node.args if a.args and a not in mapping and a not in done]
-        if todo:
-            stack.extend(todo)
-            continue
-        stack.pop()
+
+    def rebuild(node: Any, done: dict[Any, Any]) -> Any:
         new = tuple(mapping[a] if a in mapping else done.get(a, a) for a in node.args)
         same = all(n is a for n, a in zip(new, node.args, strict=True))
-        done[node] = node if same else _raw(node, new)
-    return done[e]
+        return node if same else _raw(node, new)
+
+    return fold_dag(e, lambda n: [a for a in n.args if a.args and a not in mapping], rebuild)
 
 
 _PLAIN: dict[type, bool] = {}

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import sympy
 
+from .canon import fold_dag
 from .errors import DomainError, UnsupportedError
 from .primitives import ROWS, SYMPY_ROWS, Primitive
 from .tracing import is_traced
@@ -308,24 +309,12 @@ def has_free_symbols(e: Any, memo: dict[Any, bool]) -> bool:
     >>> has_free_symbols(sympy.sin(x) + 2, {}), has_free_symbols(sympy.pi + 1, {})
     (True, False)
     """
-    stack = [e]
-    while stack:
-        node = stack[-1]
-        if node in memo:
-            stack.pop()
-            continue
-        if not node.args or not isinstance(node, _WALKABLE) or \
-                isinstance(node, sympy.Piecewise):
-            memo[node] = bool(node.free_symbols)
-            stack.pop()
-            continue
-        todo = [a for a in node.args if a not in memo]
-        if todo:
-            stack.extend(todo)
-            continue
-        memo[node] = any(memo[a] for a in node.args)
-        stack.pop()
-    return memo[e]
+    def walk(n: Any) -> bool:
+        return bool(n.args) and isinstance(n, _WALKABLE) and not isinstance(n, sympy.Piecewise)
+
+    return fold_dag(e, lambda n: n.args if walk(n) else (),
+                    lambda n, m: any(m[a] for a in n.args) if walk(n) else bool(n.free_symbols),
+                    memo)
 
 
 def _constant(e: Any) -> float:

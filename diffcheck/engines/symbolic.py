@@ -45,7 +45,7 @@ import sympy
 from sympy.core.mul import _keep_coeff
 from sympy.printing.str import StrPrinter
 
-from ..canon import Canon, paused_gc, substitute
+from ..canon import Canon, fold_dag, paused_gc, substitute
 from ..program import Program, has_free_symbols
 
 ONE, ZERO = sympy.S.One, sympy.S.Zero
@@ -365,23 +365,14 @@ class Accumulator:
 
 def _reevaluate(e: Any) -> Any:
     """Evaluate the products ``c*(a + b)`` kept unevaluated, and everything above them."""
-    done: dict[Any, Any] = {}
-    stack = [e]
-    while stack:
-        node = stack[-1]
-        if node in done:
-            stack.pop()
-            continue
-        todo = [a for a in node.args if a not in done]
-        if todo:
-            stack.extend(todo)
-            continue
-        stack.pop()
+
+    def rebuild(node: Any, done: dict[Any, Any]) -> Any:
         new = tuple(done[a] for a in node.args)
         kept = node.is_Mul and len(new) == 2 and new[0].is_Number and new[1].is_Add
         changed = any(n is not a for n, a in zip(new, node.args, strict=True))
-        done[node] = node.func(*new) if kept or changed else node
-    return done[e]
+        return node.func(*new) if kept or changed else node
+
+    return fold_dag(e, lambda n: n.args, rebuild)
 
 
 def _walkable(node: Any) -> bool:
