@@ -50,9 +50,9 @@ def _richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, weight: float):
             prev, coarse = table[k][lvl - 1], table[k - 1][lvl - 1]
             r = prev + (prev - coarse) / (4.0 ** lvl - 1)
             table[k].append(r)
-            trunc = np.abs(r - prev)
-            if k - 1 >= lvl:
-                trunc = np.maximum(trunc, np.abs(r - table[k - 1][lvl]))
+            if k == lvl:  # no same-order value at the coarser step to compare with: two
+                continue  # columns can agree by coincidence there, so it is no candidate
+            trunc = np.maximum(np.abs(r - prev), np.abs(r - table[k - 1][lvl]))
             err = trunc + weight * amp * noise / h[k] ** (2 if weight > 1.5 else 1)
             err = np.where(np.isfinite(r) & np.isfinite(err), err, np.inf)
             better = err < best_err
