@@ -41,12 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..check import check_expression
+    from . import expression_text
 
-    if args.expression == "-":
-        import sys
-
-        args.expression = sys.stdin.read().strip()
-
+    args.expression = expression_text(args.expression)
     report = check_expression(args.expression, at=args.at, wrt=args.wrt, hessian=args.hessian,
                               engines=args.engines, points=args.points, seed=args.seed,
                               rtol=args.rtol, atol=args.atol)

@@ -37,11 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..check import Function, check_expression, random_points, user_points
     from ..errors import UsageError
+    from . import expression_text
 
-    if args.expression == "-":
-        import sys
-
-        args.expression = sys.stdin.read().strip()
+    args.expression = expression_text(args.expression)
     fn = Function.from_text(args.expression)
     if fn.vector or not fn.variables:
         raise UsageError("optimize needs a scalar objective of at least one variable; "
