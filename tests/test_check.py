@@ -167,3 +167,19 @@ def test_report_text_mentions_every_engine_and_the_verdict():
     text = str(dc.check_expression("x**2*y + y", at="x=2,y=3", engines="all"))
     for word in ("symbolic", "forward", "reverse", "finite", "jax", "df/dx", "OK:"):
         assert word in text
+
+
+def test_hessian_through_sign_of_a_possibly_complex_argument():
+    # sympy.diff leaves Derivative(sign(log(x)), x) unevaluated (log(x) might be complex);
+    # diffcheck's functions are real where defined, so the symbolic engine differentiates
+    # through sign and gives the DiracDelta term, zero away from the kink
+    r = dc.check_expression("abs(log(x))", hessian=True, engines="all", points=3)
+    assert r.ok
+    assert "Derivative" not in r.formulas["hessian"][0][0][0]
+    assert "DiracDelta" in r.formulas["hessian"][0][0][0]
+
+
+def test_dirac_is_a_rule_row_with_the_kink_as_its_domain():
+    row = primitives.ROWS["dirac"]
+    assert float(row(1.5)) == 0.0 and not row.domain(0.0) and row.domain(-2.0)
+    assert dc.check_expression("sign(x)*x**2", hessian=True, at="x=0.5").ok

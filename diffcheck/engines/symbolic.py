@@ -132,8 +132,22 @@ def derive(exprs: Sequence[Any], variables: Sequence[str], *, hessian: bool = Fa
     """
     if method not in ("auto", "dag", "diff"):
         raise ValueError(f"method must be 'auto', 'dag' or 'diff', not {method!r}")
+    exprs = [sympy.sympify(e) for e in exprs]
     with paused_gc():
-        return _derive([sympy.sympify(e) for e in exprs], list(variables), hessian, method)
+        d = _derive(exprs, list(variables), hessian, method)
+        if method == "auto" and _unevaluated(d):
+            # sympy.diff leaves Derivative(sign(log(x)), x) alone because log(x) may be
+            # complex; diffcheck's functions are real wherever defined, which the DAG
+            # method states by differentiating each head at real dummies
+            d = _derive(exprs, list(variables), hessian, "dag")
+        return d
+
+
+def _unevaluated(d: SymbolicDerivatives) -> bool:
+    entries = [e for row in d.jacobian for e in row]
+    if d.hessian is not None:
+        entries += [e for h in d.hessian for row in h for e in row]
+    return any(e.has(sympy.Derivative) for e in entries)
 
 
 def _derive(exprs: list[Any], variables: list[str], hessian: bool, method: str
