@@ -181,9 +181,14 @@ def random_points(fn: Function, count: int, seed: int) -> np.ndarray:
         found.extend(C[np.broadcast_to(ok, (C.shape[0],))])
         if len(found) >= count:
             return np.array(found[:count])
+    why = ""
+    bad = fn.program.first_violation(list(C[0]))
+    if bad is not None:
+        node, need = bad
+        why = f" (e.g. {node.expr if node.expr is not None else node.op} needs {need})"
     raise DomainError(
         f"could not find {count} points where {fn.text} and its derivatives are defined "
-        f"(found {len(found)}); give points with --at.")
+        f"(found {len(found)}){why}; give points with --at.")
 
 
 def _candidates(rng: np.random.Generator, attempt: int, n: int) -> np.ndarray:

@@ -114,6 +114,11 @@ def _sign_partial(x, out):
     return 0.0 * x
 
 
+def _dirac(x, *order):
+    """SymPy's DiracDelta(x[, k]) away from 0 (where points are drawn): zero."""
+    return 0.0 * x
+
+
 def _pow_domain(x, y):
     y_int = np.equal(np.mod(y, 1), 0)
     return np.where(y_int, (y >= 1) | (x != 0), x > 0)
@@ -202,6 +207,11 @@ ROW_LIST: list[Primitive] = [
     Primitive("sign", np.sign, (_sign_partial,), sympy=sympy.sign, jax="numpy.sign",
               domain=lambda x: x != 0, domain_text="x != 0 (sign jumps at 0)", dtext=("0",),
               parse=("sign",), smooth=False, ufunc=np.sign),
+    # SymPy's derivative of sign (so in Hessians of abs and sign); no parser name
+    Primitive("dirac", _dirac, (lambda x, *rest: 0.0 * x,), sympy=sympy.DiracDelta,
+              jax="numpy.zeros_like", domain=lambda x, *rest: x != 0,
+              domain_text="x != 0 (the delta is concentrated at 0)", dtext=("0",),
+              smooth=False),
     Primitive("sigmoid", _sigmoid, (lambda x, out: out * (1.0 - out),),
               sympy=sympy_ext.sigmoid, jax="nn.sigmoid",
               dtext=("sigmoid({0})*(1 - sigmoid({0}))",), flops=12, parse=("sigmoid",)),

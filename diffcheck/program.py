@@ -184,7 +184,6 @@ class _Builder:
         self.memo: dict[Any, int] = {}  # SymPy expr -> node
         self.keys: dict[tuple, int] = {}  # (op, args) / ("const", value) -> node
         self.symbol_index = {name: i for i, name in enumerate(variables)}
-        self.symbolic: dict[Any, bool] = {}  # SymPy expr -> has free symbols
         for name in variables:
             self.emit(Node("input", name=name))
 
@@ -221,7 +220,10 @@ class _Builder:
             if e.name not in self.symbol_index:
                 raise UnsupportedError(f"variable {e.name} is not an input")
             return ("input", e.name)
-        if not self.has_symbols(e):
+        # Numbers and named constants (pi, E) are constants; compound constants such as
+        # atan(log(2)) are lowered like any other expression and computed in float64, as
+        # SymPy's arbitrary-precision evalf can take minutes on them.
+        if not e.args:
             return ("const", _constant(e))
         if e.is_Add:
             return ("sum", *_split_signs(e.args))
@@ -232,13 +234,7 @@ class _Builder:
         head = type(e)
         if head in SYMPY_ROWS:
             return ("apply", SYMPY_ROWS[head].name, list(e.args))
-        if isinstance(e, sympy.DiracDelta):
-            return ("const", 0.0)  # zero away from the kink, where points are drawn
         raise UnsupportedError(f"no rule for SymPy '{head.__name__}' in {e}")
-
-    def has_symbols(self, e: Any) -> bool:
-        """``bool(e.free_symbols)``, memoised over the DAG (linear, not quadratic)."""
-        return has_free_symbols(e, self.symbolic)
 
     def realise(self, e: Any, plan: tuple) -> int:
         kind = plan[0]
@@ -361,7 +357,7 @@ def _plan_pow(e: Any) -> tuple:
         return ("sqrt", base)
     if exp == -1:
         return ("recip", base)
-    if not exp.free_symbols:
+    if exp.is_Number:
         return ("pow", base, _constant(exp))
     if base == sympy.E:
         return ("apply", "exp", [exp])

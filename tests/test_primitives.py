@@ -21,7 +21,8 @@ SYMPY_FORMS = {
     "atan": sympy.atan(a), "atan2": sympy.atan2(a, b), "sinh": sympy.sinh(a),
     "cosh": sympy.cosh(a), "tanh": sympy.tanh(a), "asinh": sympy.asinh(a),
     "acosh": sympy.acosh(a), "atanh": sympy.atanh(a), "erf": sympy.erf(a),
-    "abs": sympy.Abs(a), "sign": sympy.sign(a), "sigmoid": 1 / (1 + sympy.exp(-a)),
+    "abs": sympy.Abs(a), "sign": sympy.sign(a), "dirac": sympy.DiracDelta(a),
+    "sigmoid": 1 / (1 + sympy.exp(-a)),
     "softplus": sympy.log(1 + sympy.exp(a)), "log1p": sympy.log(1 + a),
     "expm1": sympy.exp(a) - 1, "maximum": sympy.Max(a, b), "minimum": sympy.Min(a, b),
 }
