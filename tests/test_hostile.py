@@ -187,3 +187,19 @@ def test_fuzz_cli_exit_codes(text):
     assert "Traceback" not in err.getvalue()
     if code == 2:
         assert err.getvalue().startswith("diffcheck: error:")
+
+
+def test_nested_constants_are_computed_in_float64_quickly():
+    # SymPy's arbitrary-precision evalf of such constants could run for minutes
+    t0 = time.perf_counter()
+    r = dc.check_expression("x + atan(log(abs(sin(3)*2 + sqrt(5)))) * acosh(3)**E"
+                            " - atan2(log(7), cos(pi/7)**sqrt(2))", points=2)
+    assert r.ok and time.perf_counter() - t0 < 5
+    with pytest.raises(DomainError, match=r"atanh\(2\) needs"):
+        dc.check_expression("x - atanh(2)")
+
+
+def test_unreadable_stdin_is_bad_input(capsys):
+    code = main(["expr", "-"])  # pytest's captured stdin cannot be read
+    err = capsys.readouterr().err
+    assert code == 2 and "standard input could not be read" in err
