@@ -20,7 +20,7 @@ from jax.flatten_util import ravel_pytree
 from diffcheck.optim import linesearch as _ls
 from diffcheck.optim import result as R
 from diffcheck.optim.newton import Newton, has_negative_curvature
-from diffcheck.optim.quasi_newton import BFGS, LBFGS, SteepestDescent, first_step
+from diffcheck.optim.quasi_newton import BFGS, LBFGS, Inner, SteepestDescent, first_step
 
 METHODS = ("gd", "newton", "newton-damped", "bfgs", "lbfgs")
 LINESEARCHES = ("armijo", "wolfe")
@@ -43,6 +43,7 @@ class _State(NamedTuple):
     stall: jax.Array
     force_sd: jax.Array
     hist: Any
+    gnorm: Any = None  # ||g||, carried by the gradient methods (Newton recomputes it)
 
 
 def _usage(msg: str) -> Exception:
@@ -122,37 +123,48 @@ def _cond(s: _State):
 
 
 def _solve_gradient(vg, meth, search, x0, tol, *, maxiter, history, patience):
-    """Steepest descent, BFGS, L-BFGS: a lean loop body (one line search, one history update)."""
+    """Steepest descent, BFGS, L-BFGS: a lean loop body (one line search, one history update).
+
+    All inner products an iteration needs after the line search (``||g||``, ``s^T s``,
+    ``s^T y``, ``y^T y``) come from one 3 x 3 Gram matrix: on a CPU every reduction is a few
+    separate kernels, and the scalar bookkeeping, not the arithmetic, is what costs.
+    """
     dtype = x0.dtype
     eps = jnp.finfo(dtype).eps
     tiny = jnp.finfo(dtype).tiny
     state = _initial_state(vg, x0, tol, maxiter, history, meth.init, R.SUCCESS)
+    state = state._replace(gnorm=jnp.linalg.norm(state.g))
 
     def body(s: _State) -> _State:
-        d_m, alpha_m = meth.direction(s.aux, s.x, s.g)
-        gd_m = jnp.vdot(s.g, d_m)
+        d_m, alpha_m = meth.direction(s.aux, s.x, s.g, s.gnorm)
+        gd_m = jnp.vdot(s.g, d_m, precision="highest")
         use_sd = s.force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
         d = jnp.where(use_sd, -s.g, d_m)
-        alpha0 = jnp.where(use_sd, first_step(s.g), alpha_m)
-        ls = search(s.x, s.f, s.g, d, alpha0)
+        gd = jnp.where(use_sd, -s.gnorm**2, gd_m)
+        alpha0 = jnp.where(use_sd, first_step(s.g, s.gnorm), alpha_m)
+        ls = search(s.x, s.f, s.g, d, alpha0, d0=gd)
         ok = ls.ok
         # a failed search returns the start point: x, f, g are unchanged and step = 0
         x, f, g = ls.x, ls.f, ls.g
         step = x - s.x
-        aux = meth.update(meth.reset(s.aux, use_sd & ok), step, g - s.g, ok)
-        gnorm = jnp.linalg.norm(g)
+        y = g - s.g
+        v = jnp.stack([g, step, y])
+        gram = jnp.matmul(v, v.T, precision="highest")
+        gnorm = jnp.sqrt(gram[0, 0])
+        inner = Inner(gram[1, 1], gram[1, 2], gram[2, 2])
+        aux = meth.update(meth.reset(s.aux, use_sd & ok), step, y, ok, inner)
         k = s.k + 1
         stall, status = _progress(s, f, eps, tiny, patience, maxiter, k)
-        predicted = jnp.abs(alpha0 * jnp.vdot(s.g, d))
+        predicted = jnp.abs(alpha0 * gd)
         at_floor = predicted <= 100.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
         failed = ~ok & use_sd
         status = jnp.where(failed, jnp.where(at_floor, R.STAGNATION, R.LINESEARCH_FAILED), status)
         status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
         hist = s.hist
         if history:
-            hist = _write(s.hist, k, f, gnorm, jnp.linalg.norm(step), x)
+            hist = _write(s.hist, k, f, gnorm, jnp.sqrt(inner.ss), x)
         return _State(x, f, g, aux, k, s.nfev + ls.nfev, s.njev + ls.nfev, s.nhev,
-                      status.astype(jnp.int32), stall, ~ok & ~use_sd, hist)
+                      status.astype(jnp.int32), stall, ~ok & ~use_sd, hist, gnorm)
 
     return lax.while_loop(_cond, body, state)
 
@@ -260,7 +272,7 @@ def minimize(
     * ``"newton-damped"``: modified Cholesky :math:`(H + \tau I) d = -\nabla f`, a descent
       direction also where :math:`H` is indefinite (non-convex problems).
     * ``"bfgs"``: dense inverse-Hessian quasi-Newton update.
-    * ``"lbfgs"``: limited memory, two-loop recursion over the last ``m`` pairs.
+    * ``"lbfgs"``: limited memory, the last ``m`` pairs (two-loop recursion in compact form).
 
     Line searches: ``"armijo"`` (backtracking, ``0 < c1 < 1/2``; default for gd and Newton)
     and ``"wolfe"`` (strong Wolfe with zoom, ``c1 < c2 < 1``; default for BFGS and L-BFGS).

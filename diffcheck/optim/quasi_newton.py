@@ -1,10 +1,12 @@
 r"""Search directions that need only gradients: steepest descent, BFGS and L-BFGS.
 
-Each method is a small object with ``init(x, g) -> aux``, ``direction(aux, x, g) -> (d, alpha0)``,
-``reset(aux, flag) -> aux`` (forget the curvature information where ``flag``) and
-``update(aux, s, y, accept) -> aux`` (store the pair when ``accept``), where
-:math:`s = x_{k+1} - x_k` and :math:`y = g_{k+1} - g_k`; ``aux`` holds only arrays, so the
-driver can carry it through ``lax.while_loop``.
+Each method is a small object with ``init(x, g) -> aux``,
+``direction(aux, x, g, gnorm=None) -> (d, alpha0)``, ``reset(aux, flag) -> aux`` (forget the
+curvature information where ``flag``) and ``update(aux, s, y, accept, inner=None) -> aux``
+(store the pair when ``accept``), where :math:`s = x_{k+1} - x_k` and
+:math:`y = g_{k+1} - g_k`; ``aux`` holds only arrays, so the driver can carry it through
+``lax.while_loop``. The driver passes the norms and inner products it already has
+(``gnorm`` = :math:`\|g\|`, ``inner`` = :class:`Inner`), so a method adds no reductions of its own.
 """
 
 from __future__ import annotations
@@ -16,22 +18,35 @@ import jax.numpy as jnp
 from jax import lax
 
 
-def first_step(g: jax.Array) -> jax.Array:
+def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Matrix product in full precision (GPUs and TPUs may otherwise round float32 inputs)."""
+    return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+
+
+def first_step(g: jax.Array, gnorm: jax.Array | None = None) -> jax.Array:
     """Initial trial step ``min(1, 1/||g||)`` when no curvature information is known yet."""
-    return jnp.minimum(1.0, 1.0 / jnp.maximum(jnp.linalg.norm(g), jnp.finfo(g.dtype).tiny))
+    gnorm = jnp.linalg.norm(g) if gnorm is None else gnorm
+    return jnp.minimum(1.0, 1.0 / jnp.maximum(gnorm, jnp.finfo(g.dtype).tiny))
 
 
-def _unit_triangular_solve(n: jax.Array, b: jax.Array, *, lower: bool) -> jax.Array:
-    """Solve ``(I + N) x = b`` for a strictly (lower or upper) triangular ``N``."""
-    eye = jnp.eye(n.shape[0], dtype=n.dtype)
-    return lax.linalg.triangular_solve(eye + n, b[:, None], left_side=True, lower=lower,
-                                       unit_diagonal=True)[:, 0]
+class Inner(NamedTuple):
+    """Inner products of a step ``s`` and gradient change ``y``."""
+
+    ss: jax.Array
+    sy: jax.Array
+    yy: jax.Array
+
+    @staticmethod
+    def of(s: jax.Array, y: jax.Array) -> Inner:
+        v = jnp.stack([s, y])
+        gram = _mm(v, v.T)
+        return Inner(gram[0, 0], gram[0, 1], gram[1, 1])
 
 
-def _curvature_ok(s: jax.Array, y: jax.Array) -> jax.Array:
-    sy = jnp.vdot(s, y)
-    eps = jnp.finfo(s.dtype).eps
-    return jnp.isfinite(sy) & (sy > eps * jnp.linalg.norm(s) * jnp.linalg.norm(y))
+def _curvature_ok(inner: Inner) -> jax.Array:
+    """``s^T y > eps ||s|| ||y||``: the pair keeps the approximation positive definite."""
+    eps = jnp.finfo(inner.sy.dtype).eps
+    return jnp.isfinite(inner.sy) & (inner.sy > eps * jnp.sqrt(inner.ss * inner.yy))
 
 
 class GDState(NamedTuple):
@@ -51,16 +66,17 @@ class SteepestDescent:
         z = jnp.zeros((), x.dtype)
         return GDState(z, z)
 
-    def direction(self, aux, x, g):
+    def direction(self, aux, x, g, gnorm=None):
         bb = aux.ss / jnp.where(aux.sy > 0, aux.sy, 1.0)
-        alpha0 = jnp.where((aux.sy > 0) & jnp.isfinite(bb), bb, first_step(g))
+        alpha0 = jnp.where((aux.sy > 0) & jnp.isfinite(bb), bb, first_step(g, gnorm))
         return -g, alpha0
 
     def reset(self, aux, flag):
         return jax.tree.map(lambda a: jnp.where(flag, jnp.zeros_like(a), a), aux)
 
-    def update(self, aux, s, y, accept=True):
-        new = GDState(jnp.vdot(s, s), jnp.vdot(s, y))
+    def update(self, aux, s, y, accept=True, inner=None):
+        inner = Inner.of(s, y) if inner is None else inner
+        new = GDState(inner.ss, inner.sy)
         return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, aux)
 
 
@@ -82,51 +98,57 @@ class BFGS:
     def init(self, x, g):
         return BFGSState(jnp.eye(x.shape[0], dtype=x.dtype), jnp.bool_(True))
 
-    def direction(self, aux, x, g):
-        alpha0 = jnp.where(aux.fresh, first_step(g), jnp.ones((), x.dtype))
-        return jnp.where(aux.fresh, -g, -(aux.h @ g)), alpha0
+    def direction(self, aux, x, g, gnorm=None):
+        alpha0 = jnp.where(aux.fresh, first_step(g, gnorm), jnp.ones((), x.dtype))
+        return jnp.where(aux.fresh, -g, -_mm(aux.h, g)), alpha0
 
     def reset(self, aux, flag):
         """Forget the approximation where ``flag``: the next accepted pair sets ``H_0`` anew."""
         return aux._replace(fresh=aux.fresh | flag)
 
-    def update(self, aux, s, y, accept=True):
-        sy = jnp.vdot(s, y)
-        h = jnp.where(aux.fresh, (sy / jnp.vdot(y, y)) * jnp.eye(s.shape[0], dtype=s.dtype), aux.h)
-        hy = h @ y
+    def update(self, aux, s, y, accept=True, inner=None):
+        inner = Inner.of(s, y) if inner is None else inner
+        sy = inner.sy
+        h = jnp.where(aux.fresh, (sy / inner.yy) * jnp.eye(s.shape[0], dtype=s.dtype), aux.h)
+        hy = _mm(h, y)
         rho = 1.0 / sy
-        h_new = h + (rho + rho**2 * jnp.vdot(y, hy)) * jnp.outer(s, s)
+        h_new = h + (rho + rho**2 * _mm(y, hy)) * jnp.outer(s, s)
         h_new = h_new - rho * (jnp.outer(hy, s) + jnp.outer(s, hy))
-        ok = _curvature_ok(s, y) & accept
+        ok = _curvature_ok(inner) & accept
         return BFGSState(jnp.where(ok, h_new, aux.h), aux.fresh & ~ok)
 
 
 class LBFGSState(NamedTuple):
-    s: jax.Array  # (m + 1, n) steps s_i, a ring buffer over rows 0..m-1; row m is scratch
-    y: jax.Array  # (m + 1, n) gradient changes y_i
-    sy: jax.Array  # (m + 1, m + 1): sy[i, j] = s_i^T y_j
+    w: jax.Array  # (2m + 2, n): rows 0..m-1 the steps s_i (a ring buffer), row m scratch;
+    #               rows m+1..2m the gradient changes y_i of the same slots, row 2m+1 scratch
+    rinv: jax.Array  # (m + 1, m + 1) inverse of R (R_ij = s_i^T y_j, i not newer than j), by slot
     yy: jax.Array  # (m + 1, m + 1): yy[i, j] = y_i^T y_j
-    rho: jax.Array  # (m + 1,), 1 / (y^T s); 0 marks an empty slot (always 0 in the scratch row)
-    head: jax.Array  # slot of the next pair; the newest pair sits at head - 1 (mod m)
+    dsy: jax.Array  # (m + 1,): s_i^T y_i
+    head: jax.Array  # slot of the next pair (the oldest pair once the buffer is full)
     count: jax.Array  # number of stored pairs (saturates at m)
     gamma: jax.Array  # s^T y / y^T y of the newest pair (H^0 = gamma I)
 
 
 class LBFGS:
-    r"""Limited-memory BFGS (Nocedal & Wright Algorithm 7.4), two-loop recursion in matrix form.
+    r"""Limited-memory BFGS (Nocedal & Wright Algorithm 7.4) in its compact form.
 
-    Keeps the last ``m`` pairs :math:`(s_i, y_i)` in a fixed ring buffer (one row written per
-    iteration, in place; a rejected pair goes to a scratch row); the initial matrix is
-    :math:`H^0 = \gamma I` with :math:`\gamma = s^T y / y^T y` of the newest pair. The two
-    loops of the recursion,
+    Keeps the last ``m`` pairs :math:`(s_i, y_i)` in one fixed ring buffer :math:`W = [S; Y]`
+    (two rows written per iteration, in place; a rejected pair goes to scratch rows). With
+    :math:`S, Y` the stored pairs, :math:`R` the upper triangle of :math:`S^TY` in age order,
+    :math:`D` its diagonal and :math:`H^0 = \gamma I` (:math:`\gamma = s^Ty / y^Ty` of the
+    newest pair), the matrix of the two-loop recursion is (Byrd, Nocedal & Schnabel 1994,
+    eq. 3.1)
 
-    .. math:: a_i = \rho_i s_i^T q_i, \quad q_{i-1} = q_i - a_i y_i \quad (\text{newest first}),
-              \qquad b_i = \rho_i y_i^T r_i, \quad r_{i+1} = r_i + (a_i - b_i) s_i ,
+    .. math:: H g = \gamma g + S\,R^{-T}\big((D + \gamma Y^TY) u - \gamma Y^Tg\big)
+              - \gamma Y u, \qquad u = R^{-1} S^T g .
 
-    are two unit-triangular ``m x m`` solves on the Gram matrices :math:`S^TY` and
-    :math:`Y^TY` (kept up to date with two matrix-vector products per pair), so a direction
-    costs two products with the history and no loop over the pairs. Empty slots have
-    :math:`\rho = 0` and drop out.
+    :math:`R^{-1}` itself is kept up to date in :math:`O(m^2)` per pair: dropping the oldest
+    pair deletes its row and column (the trailing block of a triangular inverse is the inverse
+    of the trailing block), and appending the newest adds the column
+    :math:`-\rho R^{-1} S^T y` and the diagonal entry :math:`\rho = 1 / s^Ty`. A direction
+    costs two products with :math:`W` (an update one more) and a few ``m x m`` products: no
+    loop over the pairs, no triangular solve. Empty slots have zero rows and columns in
+    :math:`R^{-1}` and drop out.
     """
 
     needs_hessian = False
@@ -136,52 +158,45 @@ class LBFGS:
 
     def init(self, x, g):
         n, dtype, m = x.shape[0], x.dtype, self.m
-        big = jnp.zeros((m + 1, n), dtype)
         small = jnp.zeros((m + 1, m + 1), dtype)
-        return LBFGSState(big, big, small, small, jnp.zeros((m + 1,), dtype), jnp.int32(0),
-                          jnp.int32(0), jnp.ones((), dtype))
+        return LBFGSState(jnp.zeros((2 * m + 2, n), dtype), small, small,
+                          jnp.zeros((m + 1,), dtype), jnp.int32(0), jnp.int32(0),
+                          jnp.ones((), dtype))
 
     def reset(self, aux, flag):
-        """Forget all pairs where ``flag`` (the buffers keep their values, ``rho`` is zeroed)."""
-        return aux._replace(rho=jnp.where(flag, 0.0, aux.rho).astype(aux.rho.dtype),
+        """Forget all pairs where ``flag`` (the buffers keep their values, ``R^-1`` is zeroed)."""
+        return aux._replace(rinv=jnp.where(flag, 0.0, aux.rinv).astype(aux.rinv.dtype),
                             count=jnp.where(flag, 0, aux.count),
                             gamma=jnp.where(flag, 1.0, aux.gamma).astype(aux.gamma.dtype))
 
-    def direction(self, aux, x, g):
-        m = self.m
-        dtype = g.dtype
-        order = (aux.head + jnp.arange(m)) % m  # slots from the oldest to the newest pair
-        rho = aux.rho[order]
-        sg = (aux.s @ g)[order]
-        yg = (aux.y @ g)[order]
-        sy = aux.sy[order][:, order]
-        yy = aux.yy[order][:, order]
-        # first loop, newest first: a_i + rho_i sum_{j newer} s_i^T y_j a_j = rho_i s_i^T g
-        a = _unit_triangular_solve(rho[:, None] * jnp.triu(sy, 1), rho * sg, lower=False)
-        # second loop, oldest first: y_i^T r_i = gamma y_i^T q + sum_{j older} (a_j - b_j) y_i^T s_j
-        u = aux.gamma * (yg - yy @ a)
-        low = jnp.tril(sy.T, -1)
-        b = _unit_triangular_solve(rho[:, None] * low, rho * (u + low @ a), lower=True)
-        cs = jnp.zeros((m + 1,), dtype).at[order].set(a - b)
-        cy = jnp.zeros((m + 1,), dtype).at[order].set(a)
-        r = aux.gamma * (g - cy @ aux.y) + cs @ aux.s
-        alpha0 = jnp.where(aux.count > 0, jnp.ones((), dtype), first_step(g))
+    def direction(self, aux, x, g, gnorm=None):
+        dtype, k = g.dtype, self.m + 1
+        wg = _mm(aux.w, g)  # S^T g and Y^T g in one product
+        u = _mm(aux.rinv, wg[:k])
+        c = _mm(aux.dsy * u + aux.gamma * (_mm(aux.yy, u) - wg[k:]), aux.rinv)  # R^-T (...)
+        r = aux.gamma * g + _mm(jnp.concatenate([c, -aux.gamma * u]), aux.w)
+        alpha0 = jnp.where(aux.count > 0, jnp.ones((), dtype), first_step(g, gnorm))
         return -r, alpha0
 
-    def update(self, aux, s, y, accept=True):
+    def update(self, aux, s, y, accept=True, inner=None):
         """Store the pair ``(s, y)`` when ``accept`` and the curvature condition hold."""
         m = self.m
-        ok = _curvature_ok(s, y) & accept
+        ok = _curvature_ok(Inner.of(s, y) if inner is None else inner) & accept
         j = jnp.where(ok, aux.head, m)  # a rejected pair goes to the scratch row
-        s_buf = lax.dynamic_update_index_in_dim(aux.s, s, j, 0)
-        y_buf = lax.dynamic_update_index_in_dim(aux.y, y, j, 0)
-        s_y = s_buf @ y  # s_i^T y for every slot i (including the new one)
-        y_y = y_buf @ y
-        y_s = y_buf @ s
-        sy = aux.sy.at[:, j].set(s_y).at[j, :].set(y_s)
+        keep = jnp.arange(m + 1) != j
+        # drop the pair in slot j (the oldest once the buffer is full): zero its row and column
+        rinv = jnp.where(keep[:, None] & keep[None, :], aux.rinv, 0.0)
+        w = lax.dynamic_update_index_in_dim(aux.w, s, j, 0)
+        w = lax.dynamic_update_index_in_dim(w, y, j + m + 1, 0)
+        wy = _mm(w, y)  # s_i^T y and y_i^T y for every slot in one product
+        s_y, y_y = wy[: m + 1], wy[m + 1:]  # (slot j's column of rinv is zero here)
+        sy_new = s_y[j]
+        rho = 1.0 / jnp.where(ok, sy_new, 1.0)
+        col = jnp.where(keep, -rho * _mm(rinv, s_y), rho)
+        rinv = jnp.where(ok, lax.dynamic_update_index_in_dim(rinv, col, j, 1), aux.rinv)
         yy = aux.yy.at[:, j].set(y_y).at[j, :].set(y_y)
-        sy_new, yy_new = s_y[j], y_y[j]
-        rho = aux.rho.at[j].set(jnp.where(ok, 1.0 / jnp.where(ok, sy_new, 1.0), 0.0))
+        dsy = aux.dsy.at[j].set(sy_new)
+        yy_new = y_y[j]
         gamma = jnp.where(ok, sy_new / jnp.where(yy_new > 0, yy_new, 1.0), aux.gamma)
-        return LBFGSState(s_buf, y_buf, sy, yy, rho, jnp.where(ok, (aux.head + 1) % m, aux.head),
+        return LBFGSState(w, rinv, yy, dsy, jnp.where(ok, (aux.head + 1) % m, aux.head),
                           jnp.where(ok, jnp.minimum(aux.count + 1, m), aux.count), gamma)

@@ -1,0 +1,80 @@
+"""L-BFGS's compact form against the textbook two-loop recursion (NumPy, float64)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffcheck.optim.quasi_newton import LBFGS
+
+
+def two_loop(pairs, g):
+    """Nocedal & Wright Algorithm 7.4 over ``pairs`` (oldest first), H0 = gamma I."""
+    q = g.copy()
+    alphas = []
+    for s, y in reversed(pairs):
+        a = (s @ q) / (s @ y)
+        alphas.append(a)
+        q = q - a * y
+    s, y = pairs[-1]
+    r = (s @ y) / (y @ y) * q
+    for (s, y), a in zip(pairs, reversed(alphas), strict=True):
+        b = (y @ r) / (s @ y)
+        r = r + (a - b) * s
+    return -r
+
+
+def random_pair(rng, n):
+    """A pair with s^T y > 0 (y = A s for an SPD A plus a small perturbation)."""
+    s = rng.normal(size=n)
+    a = rng.normal(size=(n, n))
+    y = (a @ a.T / n + np.eye(n)) @ s
+    return s, y
+
+
+@pytest.mark.parametrize("npairs", [1, 3, 5, 12])
+def test_direction_equals_two_loop_recursion(npairs):
+    """Ring-buffer wrap-around (12 pairs, m = 5) keeps exactly the last m pairs."""
+    rng = np.random.default_rng(npairs)
+    n, m = 7, 5
+    method = LBFGS(m)
+    x = jnp.zeros(n)
+    aux = method.init(x, x)
+    pairs = []
+    for _ in range(npairs):
+        s, y = random_pair(rng, n)
+        aux = method.update(aux, jnp.asarray(s), jnp.asarray(y), True)
+        pairs.append((s, y))
+    g = rng.normal(size=n)
+    d, alpha0 = method.direction(aux, x, jnp.asarray(g))
+    np.testing.assert_allclose(np.asarray(d), two_loop(pairs[-m:], g), rtol=1e-10, atol=1e-12)
+    assert float(alpha0) == 1.0
+
+
+def test_rejected_pairs_and_reset():
+    """A pair with s^T y <= 0 or accept=False is skipped; reset forgets everything."""
+    rng = np.random.default_rng(7)
+    n, m = 6, 3
+    method = LBFGS(m)
+    x = jnp.zeros(n)
+    aux = method.init(x, x)
+    pairs = []
+    for k in range(6):
+        s, y = random_pair(rng, n)
+        if k == 2:
+            aux = method.update(aux, jnp.asarray(s), jnp.asarray(-y), True)  # negative curvature
+        elif k == 4:
+            aux = method.update(aux, jnp.asarray(s), jnp.asarray(y), False)  # not accepted
+        else:
+            aux = method.update(aux, jnp.asarray(s), jnp.asarray(y), True)
+            pairs.append((s, y))
+    g = rng.normal(size=n)
+    d, _ = method.direction(aux, x, jnp.asarray(g))
+    np.testing.assert_allclose(np.asarray(d), two_loop(pairs[-m:], g), rtol=1e-10, atol=1e-12)
+    aux = method.reset(aux, jnp.bool_(True))
+    d, alpha0 = method.direction(aux, x, jnp.asarray(g))
+    np.testing.assert_allclose(np.asarray(d), -g, rtol=0, atol=0)
+    assert float(alpha0) == pytest.approx(min(1.0, 1.0 / np.linalg.norm(g)))
+    s, y = random_pair(rng, n)  # the first pair after a reset is the only one used
+    aux = method.update(aux, jnp.asarray(s), jnp.asarray(y), True)
+    d, _ = method.direction(aux, x, jnp.asarray(g))
+    np.testing.assert_allclose(np.asarray(d), two_loop([(s, y)], g), rtol=1e-10, atol=1e-12)
