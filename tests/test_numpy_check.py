@@ -333,3 +333,140 @@ def test_taylor_orders():
     assert third.ok and abs(third.order - 3) < 0.3 and "order" in str(third)
     bad_h = dc.taylor_test(f, g, x, lambda x: h(x) * 1.01)
     assert not bad_h.ok
+
+
+# -- the float32 probe runs when the verdict can depend on it ---------------------------------
+
+def _count_probes(monkeypatch):
+    from diffcheck import numpy_check as nc
+
+    calls = []
+    real = nc._probe
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+    monkeypatch.setattr(nc, "_probe", counted)
+    return calls
+
+
+def _tolerances(f, x):
+    """The tolerance without and with the probe, from an eagerly computed reference."""
+    from diffcheck import numpy_check as nc
+
+    ref, _, _ = nc.reference("gradient", f, x)
+    R, S = ref.value.reshape(x.shape), ref.scale.reshape(x.shape)
+    eps = 2.0 ** -52
+    return nc.tolerance(R, S, None, eps), nc.tolerance(R, S, ref.probe.reshape(x.shape), eps), R
+
+
+def test_float64_probe_runs_only_when_the_check_needs_it(monkeypatch):
+    calls = _count_probes(monkeypatch)
+    x = RNG.uniform(1.0, 2.0, 20)
+    f = lambda x: np.sum(np.log(x) * x)  # noqa: E731
+    grad = lambda x: np.log(x) + 1  # noqa: E731
+    res = dc.check_gradient(f, grad, x)
+    assert res.ok and calls == []  # passes without the probe: it is not run
+    tight, full, _ = _tolerances(f, x)
+    calls.clear()
+    assert np.array_equal(res.tolerance, tight) and np.all(tight <= full)
+    # a bug: the probe runs and the entries are judged under the full tolerance
+    bad = dc.check_gradient(f, lambda x: grad(x) * (1 + 1e-3 * (np.arange(20) == 7)), x)
+    assert not bad.ok and bad.worst_index == (7,) and bad.n_bad == 1 and calls == [1]
+    assert np.array_equal(bad.tolerance, full)
+
+
+def test_float64_probe_still_forgives_cancellation(monkeypatch):
+    """(x + 1e4) - 1e4 loses digits in the AD reference itself: only the probe's term
+    covers that, so the check runs it and passes; a real bug is still caught."""
+    calls = _count_probes(monkeypatch)
+    x = np.random.default_rng(5).uniform(1.0, 2.0, 20)
+    f = lambda x: np.sum(np.log((x + 1e4) - 1e4))  # noqa: E731
+    tight, full, R = _tolerances(f, x)
+    assert np.any(np.abs(1 / x - R) > tight) and np.all(np.abs(1 / x - R) <= full)
+    calls.clear()
+    res = dc.check_gradient(f, lambda x: 1 / x, x)
+    assert res.ok and calls == [1] and np.array_equal(res.tolerance, full)
+    assert not dc.check_gradient(f, lambda x: 1.001 / x, x).ok
+
+
+def test_witness_disagreement_runs_the_probe(monkeypatch):
+    from diffcheck import numpy_check as nc
+
+    calls = _count_probes(monkeypatch)
+    seen = []
+    real = nc._witness_verdict
+
+    def first_disagrees(kind, samples, yours, ref, tol, size=None):
+        wit = real(kind, samples, yours, ref, tol, size)
+        seen.append(ref.probe is not None)
+        if len(seen) == 1:
+            wit.ok = False
+        return wit
+    monkeypatch.setattr(nc, "_witness_verdict", first_disagrees)
+    x = RNG.uniform(1.0, 2.0, 6)
+    res = dc.check_gradient(lambda x: np.sum(x ** 3), lambda x: 3 * x ** 2, x)
+    assert res.ok and calls == [1] and seen == [False, True]
+
+
+def test_float32_always_runs_the_probe(monkeypatch):
+    calls = _count_probes(monkeypatch)
+    x = RNG.normal(size=(4, 3)).astype(np.float32)
+    res = dc.check_gradient(lambda x: np.sum(np.tanh(x) ** 2),
+                            lambda x: 2 * np.tanh(x) * (1 - np.tanh(x) ** 2), x)
+    assert res.ok and res.dtype == "float32" and calls == [1]
+
+
+def test_non_finite_entry_of_yours_fails_there():
+    x = RNG.uniform(1.0, 2.0, 6)
+
+    def grad(x):
+        g = 3 * x ** 2
+        g[4] = np.nan
+        return g
+    res = dc.check_gradient(lambda x: np.sum(x ** 3), grad, x)
+    assert not res.ok and res.n_bad == 1 and res.worst_index == (4,)
+    assert res.max_abs_error == np.inf and res.max_rel_error == np.inf
+
+
+# -- finite differences along a direction ----------------------------------------------------
+
+def test_step_points_are_x_plus_h_v_exactly():
+    from diffcheck.numpy_check import _step
+
+    x = RNG.normal(size=(3, 4))
+    for v in (RNG.normal(size=(3, 4)), RNG.normal(size=(3, 4)).astype(np.float32),
+              np.float64(0.3)):
+        for h in (2.0 ** -4, np.float64(0.1)):
+            assert np.array_equal(_step(x, h, v, np.add), x + h * v)
+            assert np.array_equal(_step(x, h, v, np.subtract), x - h * v)
+
+
+@pytest.mark.parametrize("levels", [2, 3, 8])
+def test_directional_difference_error_bounds_the_truth(levels):
+    """x + atan2(y, 0.5): the case whose error the Richardson fix was about."""
+    from diffcheck.numpy_check import directional_difference
+
+    f = lambda x: x[0] + np.arctan2(x[1], 0.5)  # noqa: E731
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        pt, v = rng.uniform(-2, 2, 2), rng.normal(size=2)
+        d = directional_difference(f, pt, v, levels=levels)
+        assert abs(d.value - (v[0] + v[1] * 0.5 / (0.25 + pt[1] ** 2))) <= d.error
+
+
+def test_directional_richardson_is_the_finite_engines():
+    from diffcheck.engines import finite
+    from diffcheck.numpy_check import _richardson
+
+    hs = 0.25 / 2.0 ** np.arange(6)
+    D = np.cos(0.3) + np.outer(hs ** 2, [0.1, -2.0]) + np.outer(hs ** 4, [3.0, 0.5])
+    noise = np.array([1e-16, 1e-15])
+    best, err, step = _richardson(D, hs, noise)
+    b2, e2, steps = finite.richardson(D, hs, noise, gain=lambda lvl: 2.0 ** lvl,
+                                      with_step=True)
+    assert np.array_equal(best, b2) and np.array_equal(err, e2) and step == np.max(steps)
+    assert np.all(np.abs(best - np.cos(0.3)) <= err)
+    # the first extrapolation of each order is no candidate: two levels give none there
+    none, inf = finite.richardson(D[:2], hs[:2], noise)
+    assert np.all(np.isnan(none)) and np.all(np.isinf(inf))

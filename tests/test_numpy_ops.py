@@ -160,3 +160,92 @@ def test_supported_numpy_lists_the_registry():
     names = supported_numpy()
     for n in ("sum", "mean", "matmul", "einsum", "concatenate", "where", "getitem", "add.reduce"):
         assert n in names
+
+
+# -- the backward walk: signed and absolute adjoints in one walk, arrays reused in place ------
+
+def _walks(f, x, **kw):
+    """Signed and absolute adjoints of every tape entry: two walks and one combined walk."""
+    from diffcheck.engines.reverse import Tape, backward
+
+    tape = Tape()
+    y = f(tape.var(x))
+    seed = np.ones(np.shape(y.val))
+    signed = backward(y, seed, **kw)
+    absolute = backward(y, seed, absolute=True, **kw)
+    both = backward(y, seed, both=True, **kw)
+    again = backward(y, seed, **kw)  # the tape is not spent without consume=True
+    assert np.array_equal(seed, np.ones_like(seed))  # the seed is never written
+    return signed, absolute, both, again
+
+
+def _same_lists(a, b):
+    assert len(a) == len(b)
+    for u, v in zip(a, b, strict=True):
+        assert (u is None) == (v is None)
+        if u is not None:
+            assert np.shape(u) == np.shape(v) and np.array_equal(u, v), (u, v)
+
+
+BIG = RNG.uniform(0.5, 1.5, 5000)
+# cases whose adjoints are big enough to be reused in place, with the patterns that must
+# not be: an operand used twice, g passed on unchanged (add, sub) before a product, a
+# broadcast, a structural pullback, a value that is also a user's constant
+BIG_CASES = {
+    "twice": lambda x: np.sum(x * x + np.sin(x) * x),
+    "sub_same": lambda x: np.sum((2 * x - x) * np.exp(x)),
+    "pass_then_product": lambda x: np.sum(np.tanh(x) - np.tanh(x) * x),
+    "broadcast": lambda x: np.sum(x.reshape(50, 100) * BIG[:100] + x.reshape(50, 100)[:, :1]),
+    "structural": lambda x: np.sum(np.where(x > 1.0, x ** 2, np.log(x))[::2] * x[1::2]),
+    "user_constant": lambda x: np.sum(BIG * x) + np.sum(np.log1p(x * x)) * 0.5,
+    "mean_exp": lambda x: 0.5 * np.sum((np.tanh(x) * BIG - 1.0) ** 2) + np.mean(np.exp(-x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BIG_CASES) + sorted(CASES))
+@pytest.mark.parametrize("keep", [False, True])
+def test_one_walk_gives_the_numbers_of_two_walks(name, keep):
+    f, x = (BIG_CASES[name], BIG) if name in BIG_CASES else CASES[name][:2]
+    kw = {"keep": {0}} if keep else {}
+    signed, absolute, (s1, a1), again = _walks(f, np.asarray(x, dtype=float), **kw)
+    _same_lists(signed, s1)
+    _same_lists(absolute, a1)
+    _same_lists(signed, again)
+
+
+@pytest.mark.parametrize("name", sorted(BIG_CASES) + sorted(CASES))
+def test_in_place_reuse_changes_no_number(name, monkeypatch):
+    """Every adjoint (kept or returned) is the same with and without arrays reused in place
+    (REUSE_MIN 0: even the small cases reuse), and matches forward mode."""
+    from diffcheck.engines import reverse
+    from diffcheck.numpy_check import _vjp_rows
+
+    f, x = (BIG_CASES[name], BIG) if name in BIG_CASES else CASES[name][:2]
+    x = np.asarray(x, dtype=float)
+    out = {}
+    for reuse in (10 ** 12, 0):
+        monkeypatch.setattr(reverse, "REUSE_MIN", reuse)
+        walks = []
+        for kw in ({"keep": {0}}, {}):
+            signed, absolute, both, again = _walks(f, x, **kw)
+            walks += [signed, absolute, *both, again]
+        out[reuse] = (walks, list(_vjp_rows(f, x, absolute=True)) + [dc.gradient(f, x)])
+    for a, b in zip(out[10 ** 12][0], out[0][0], strict=True):
+        _same_lists(a, b)
+    _same_lists(out[10 ** 12][1], out[0][1])
+    np.testing.assert_allclose(out[0][1][-1], dc.gradient(f, x, mode="forward"), rtol=1e-12,
+                               atol=1e-12)
+
+
+def test_absolute_adjoints_bound_the_signed_ones_and_jacobian_rows_agree():
+    from diffcheck.numpy_check import _vjp_rows
+
+    def f(x):
+        return np.stack([np.sum(x * np.sin(x)), np.sum(x[:10] - np.cos(x[:10]) * x[:10])])
+
+    _, rows, scale = _vjp_rows(f, BIG, absolute=True)
+    _, rows2 = _vjp_rows(f, BIG)
+    assert np.array_equal(rows, rows2) and rows.shape == (2, BIG.size)
+    assert np.all(scale >= np.abs(rows))
+    np.testing.assert_allclose(rows, dc.jacobian(f, BIG, mode="forward"), rtol=1e-12,
+                               atol=1e-12)

@@ -34,18 +34,33 @@ def steps(x: np.ndarray, levels: int = LEVELS) -> np.ndarray:
     return base[None, :] / np.exp2(np.arange(levels))[:, None]
 
 
-def _richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, weight: float):
-    """Best extrapolated value and its error estimate per entry.
+def _amplification(order: int) -> float:
+    """How much an extrapolation of this order can amplify rounding in its inputs."""
+    amp = 1.0
+    for lvl in range(1, order + 1):
+        amp *= (4.0 ** lvl + 1) / (4.0 ** lvl - 1)
+    return amp
 
-    D: (K, ...) differences at steps h (K, ...); noise: rounding scale of f (...).
+
+def richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int = 1,
+               gain: Callable[[int], float] | None = None, with_step: bool = False):
+    """Best extrapolated value and its error estimate per entry (and the step it came from).
+
+    D: (K, ...) central differences at steps h, (K, ...) or (K,) (each half the previous);
+    noise: the rounding scale of f (...). An extrapolation of order ``l`` is a candidate
+    only when its same-order value at the coarser step exists (two columns can agree by
+    coincidence otherwise); its error is the larger of its two corrections plus the
+    rounding ``gain(l) * noise / h**power``, ``gain`` defaulting to the amplification of
+    ``l`` extrapolation steps. Returns ``(best, SAFETY * error)``, with ``with_step=True``
+    also the step each best value came from (NaN where there is none).
     """
     K = D.shape[0]
     table = [[D[k]] for k in range(K)]
     best = np.full(D.shape[1:], np.nan)
     best_err = np.full(D.shape[1:], np.inf)
-    amp = 1.0
+    best_step = np.full(D.shape[1:], np.nan) if with_step else None
     for lvl in range(1, ORDERS + 1):
-        amp *= (4.0 ** lvl + 1) / (4.0 ** lvl - 1)
+        g = _amplification(lvl) if gain is None else gain(lvl)
         for k in range(lvl, K):
             prev, coarse = table[k][lvl - 1], table[k - 1][lvl - 1]
             r = prev + (prev - coarse) / (4.0 ** lvl - 1)
@@ -53,11 +68,15 @@ def _richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, weight: float):
             if k == lvl:  # no same-order value at the coarser step to compare with: two
                 continue  # columns can agree by coincidence there, so it is no candidate
             trunc = np.maximum(np.abs(r - prev), np.abs(r - table[k - 1][lvl]))
-            err = trunc + weight * amp * noise / h[k] ** (2 if weight > 1.5 else 1)
+            err = trunc + g * noise / h[k] ** power
             err = np.where(np.isfinite(r) & np.isfinite(err), err, np.inf)
             better = err < best_err
             best = np.where(better, r, best)
             best_err = np.where(better, err, best_err)
+            if with_step:
+                best_step = np.where(better, h[k], best_step)
+    if with_step:
+        return best, SAFETY * best_err, best_step
     return best, SAFETY * best_err
 
 
@@ -96,7 +115,7 @@ def jacobian(f: Batch, x: np.ndarray, *, fscale: np.ndarray | None = None):
     plus, minus = np.concatenate(plus, axis=1), np.concatenate(minus, axis=1)  # (K, n, m)
     D = (plus - minus) / (2 * h[:, :, None])
     noise = _noise(np.concatenate([plus, minus]).reshape(-1, plus.shape[2]), fscale)[None, :]
-    best, err = _richardson(D, h[:, :, None], noise, 1.0)
+    best, err = richardson(D, h[:, :, None], noise)
     return best.T, err.T
 
 
@@ -125,7 +144,9 @@ def hessian(f: Batch, x: np.ndarray, *, fscale: np.ndarray | None = None,
     hh = (h[:, ia] * h[:, ib])[:, :, None]  # (K, npair, 1)
     D = (v[0] - v[1] - v[2] + v[3]) / (4 * hh)
     noise = _noise(vals, fscale)[None, :]
-    best, err = _richardson(D, np.sqrt(hh), noise, 2.0)  # rounding ~ noise / h**2
+    # rounding ~ noise / h**2, from four values
+    best, err = richardson(D, np.sqrt(hh), noise, power=2,
+                           gain=lambda lvl: 2.0 * _amplification(lvl))
     H = np.zeros((m, n, n))
     E = np.zeros((m, n, n))
     H[:, ia, ib] = best.T

@@ -129,39 +129,141 @@ def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
     return np.reshape(g, shape) if shape_of(g) != shape else g
 
 
-def _is_one(v: Any) -> bool:
-    """True for the literal partial 1.0 (add, sub): the product with it can be skipped."""
-    return type(v) is float and v == 1.0
+def _magnitude(v: Any) -> Any:
+    """|v|, keeping a Python float a Python float (so |-1.0| is the literal 1.0 again)."""
+    return abs(v) if type(v) is float else np.abs(v)
+
+
+#: arrays with fewer entries are not reused in place (the bookkeeping would cost more)
+REUSE_MIN = 4096
+
+
+def _owned(c: Any, fresh: bool) -> bool:
+    """True if ``c`` is an array the walk may write into: new, and big enough to matter."""
+    return fresh and type(c) is np.ndarray and c.size >= REUSE_MIN
+
+
+def _accumulate(bars: list, mine: list, parent: int, c: Any) -> None:
+    """``bars[parent] += c`` (a second contribution), in place when the walk owns it.
+
+    ``mine[parent]`` says the array in ``bars[parent]`` was created by this walk and is
+    referenced by no other slot (nor by the caller, the tape or a user's array): then
+    ``np.add(..., out=...)`` gives the very numbers ``bars[parent] + c`` gives, without a
+    new array. A slot is final once walked (its parents come earlier on the tape), so an
+    array handed on as a parent's ``g`` is never written again.
+    """
+    acc = bars[parent]
+    if mine[parent] and type(c) is np.ndarray and acc.shape == c.shape and \
+            c.dtype == acc.dtype:
+        np.add(acc, c, out=acc)
+    else:
+        bars[parent] = acc = acc + c
+        mine[parent] = _owned(acc, True)
+
+
+def _product(payload: Any, g: Any, spare: Any) -> Any:
+    """``payload * g`` (a new array), written into ``spare`` (an array the walk owns and
+    needs no more: ``g`` itself, or a fresh ``|payload|``) when it fits."""
+    if spare is not None and type(g) is np.ndarray and g.shape == spare.shape and \
+            g.dtype == spare.dtype and (
+                type(payload) is float or type(payload) is np.ndarray and
+                payload.dtype == spare.dtype and payload.shape in (spare.shape, ())):
+        return np.multiply(payload, g, out=spare)
+    return payload * g
 
 
 def backward(out: Var, seed: Any = 1.0, *, absolute: bool = False,
-             keep: Any = None, consume: bool = False) -> list:
+             keep: Any = None, consume: bool = False, both: bool = False) -> Any:
     """Adjoints of every tape entry for the output ``out`` (None where it does not depend).
 
     With ``absolute=True`` partials and seed enter by magnitude: the result bounds the
     sum over paths of |products of partials|, the scale of rounding in the gradient.
+    With ``both=True`` one walk carries the signed and the absolute-value adjoints side by
+    side and returns the pair ``(bars, abs_bars)``: the same numbers as two walks (one
+    with ``absolute=True``), each partial read once.
     With ``keep`` (a set of tape indices, e.g. the inputs') only those adjoints are
-    returned; the others are freed as soon as they are used (less memory, faster).
+    returned; the others are freed as soon as they are used (less memory, faster), and
+    an adjoint the walk owns is overwritten by its last product instead of allocating.
     With ``consume=True`` each tape entry is dropped once walked: a one-shot gradient
     frees its partials early (much faster for large arrays); the tape is spent after.
     """
+    if both and absolute:
+        raise ValueError("backward: pass either absolute=True or both=True")
     entries = out.tape.entries
-    bars: list[Any] = [None] * (out.index + 1)
-    bars[out.index] = np.abs(seed) if absolute else seed
+    size = out.index + 1
+    bars: list[Any] = [None] * size
+    mine = [False] * size
+    abars: list[Any] = [None] * size if both else bars
+    amine = [False] * size if both else mine
+    if both:
+        bars[out.index], abars[out.index] = seed, np.abs(seed)
+    else:
+        bars[out.index] = np.abs(seed) if absolute else seed
+    signed = not absolute
     for i in range(out.index, -1, -1):
-        g = bars[i]
-        if g is None:
+        g = bars[i] if signed else None
+        ag = abars[i] if both or absolute else None
+        if g is None and ag is None:
             continue
-        for parent, kind, payload, shape in entries[i]:
+        links = entries[i]
+        # g may be overwritten by the last link when the walk owns it, does not return it,
+        # and no earlier link of this entry passed it on unchanged
+        free = keep is not None and i not in keep
+        g_free = free and mine[i]
+        ag_free = free and amine[i]
+        last = len(links) - 1
+        for j, (parent, kind, payload, shape) in enumerate(links):
             if kind == "p":
-                local = np.abs(payload) if absolute else payload
-                c = unbroadcast(g if _is_one(local) else local * g, shape)
+                if g is not None:
+                    if type(payload) is float and payload == 1.0:
+                        c, fresh = g, False
+                        g_free = False
+                    else:
+                        c = _product(payload, g, g if g_free and j == last else None)
+                        fresh = True
+                    if shape_of(c) != shape:
+                        c = unbroadcast(c, shape)
+                    if bars[parent] is None:
+                        bars[parent] = c
+                        mine[parent] = fresh and type(c) is np.ndarray and c.size >= REUSE_MIN
+                    else:
+                        _accumulate(bars, mine, parent, c)
+                if ag is not None:
+                    local = _magnitude(payload)
+                    if type(local) is float and local == 1.0:
+                        c, fresh = ag, False
+                        ag_free = False
+                    else:
+                        spare = local if _owned(local, local is not payload) else \
+                            ag if ag_free and j == last else None
+                        c = _product(local, ag, spare)
+                        fresh = True
+                    if shape_of(c) != shape:
+                        c = unbroadcast(c, shape)
+                    if abars[parent] is None:
+                        abars[parent] = c
+                        amine[parent] = fresh and type(c) is np.ndarray and c.size >= REUSE_MIN
+                    else:
+                        _accumulate(abars, amine, parent, c)
             else:
-                c = payload(g)
-                c = np.abs(c) if absolute else c
-            bars[parent] = c if bars[parent] is None else bars[parent] + c
-        if keep is not None and i not in keep:
-            bars[i] = None
+                if g is not None:
+                    g_free = False
+                    c = payload(g)
+                    if bars[parent] is None:
+                        bars[parent] = c
+                        mine[parent] = False
+                    else:
+                        _accumulate(bars, mine, parent, c)
+                if ag is not None:
+                    ag_free = False
+                    c = np.abs(payload(ag))
+                    if abars[parent] is None:
+                        abars[parent] = c
+                        amine[parent] = _owned(c, True)
+                    else:
+                        _accumulate(abars, amine, parent, c)
+        if free:
+            bars[i] = abars[i] = None
         if consume:
             entries[i] = ()
-    return bars
+    return (bars, abars) if both else bars
