@@ -136,8 +136,9 @@ def derive(exprs: Sequence[Any], variables: Sequence[str], *, hessian: bool = Fa
     with paused_gc():
         d = _derive(exprs, list(variables), hessian, method)
         if method == "auto" and _unevaluated(d):
-            # sympy.diff leaves Derivative(sign(log(x)), x) alone because log(x) may be
-            # complex; diffcheck's functions are real wherever defined, which the DAG
+            # sympy.diff leaves Derivative(sign(log(x)), x) alone, and writes the derivative
+            # of abs(asin(x)) with re(asin(x)) and im(asin(x)), because log(x) and asin(x)
+            # may be complex; diffcheck's functions are real wherever defined, which the DAG
             # method states by differentiating each head at real dummies
             d = _derive(exprs, list(variables), hessian, "dag")
         return d
@@ -147,7 +148,11 @@ def _unevaluated(d: SymbolicDerivatives) -> bool:
     entries = [e for row in d.jacobian for e in row]
     if d.hessian is not None:
         entries += [e for h in d.hessian for row in h for e in row]
-    return any(e.has(sympy.Derivative) for e in entries)
+    return any(e.has(*_COMPLEX_TRACES) for e in entries)
+
+
+#: heads that sympy.diff writes only when it treats a subexpression as possibly complex
+_COMPLEX_TRACES = (sympy.Derivative, sympy.re, sympy.im, sympy.arg, sympy.conjugate)
 
 
 def _derive(exprs: list[Any], variables: list[str], hessian: bool, method: str
