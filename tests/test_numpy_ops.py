@@ -20,6 +20,12 @@ X23 = RNG.uniform(0.5, 1.5, (2, 3))
 X4 = RNG.uniform(0.5, 1.5, 4)
 A34 = RNG.normal(size=(3, 4))
 B33 = RNG.normal(size=(3, 3))
+_RNG2 = np.random.default_rng(5)  # inputs of the rows added later (RNG's draws stay as they were)
+X33 = _RNG2.normal(size=(3, 3)) * 0.3 + 2.0 * np.eye(3)  # well-conditioned, not symmetric
+X23Z = X23.copy()
+X23Z[0, 1] = 0.0  # one exact zero
+X4ZZ = X4.copy()
+X4ZZ[[1, 3]] = 0.0  # two exact zeros: the gradient of prod is zero, its Hessian is not
 
 # name -> (f, x, analytic); each f maps an array to a scalar
 CASES = {
@@ -78,6 +84,72 @@ CASES = {
     "norm_trace": (lambda x: np.linalg.norm(x) + np.trace(x[:, :2] @ x[:, :2].T), X23, False),
     "broadcast": (lambda x: np.sum(np.broadcast_to(x[0], (4, 3)) * x[1]), X23, True),
     "scalar_x": (lambda x: np.sin(x) * x ** 3, np.array(0.7), True),
+    "ellipsis_index": (lambda x: np.sum(x[..., 1] ** 3) + np.sum(x[None, ..., ::2] * x[0, ...][:2]),
+                       X23, True),
+    "prod_zero": (lambda x: np.prod(x) + np.sum(np.prod(x, axis=0) ** 2) +
+                  np.sum(np.prod(x, axis=1, keepdims=True) * x), X23Z, True),
+    "prod_two_zeros": (lambda x: np.prod(x) + np.prod(x[:3]) * 2.0 + np.prod(x.reshape(2, 2), 1)
+                       @ np.array([1.0, -1.0]), X4ZZ, True),
+    "cumprod": (lambda x: np.sum(np.cumprod(x, axis=1) ** 2) + np.cumprod(x) @ np.arange(6.0),
+                X23Z, True),
+    "cumprod_two_zeros": (lambda x: np.sum(np.cumprod(x[::-1]) ** 2) + np.sum(np.cumprod(x)),
+                          X4ZZ, True),
+    "multiply_reduce_accumulate": (lambda x: np.sum(np.multiply.reduce(x, axis=1) ** 2) +
+                                   np.sum(np.multiply.accumulate(x, axis=0) ** 3), X23, True),
+    "sort": (lambda x: np.sum(np.sort(x, axis=0)[0] ** 3) + np.sort(x, axis=None) @
+             np.arange(6.0) + np.sum(np.sort(x) * B33[:2]), X23, False),
+    "take_along_axis": (lambda x: np.sum(np.take_along_axis(x, np.array([[2, 0, 0]]), axis=1) ** 2
+                                         * x[:, :1]), X23, True),
+    "repeat_tile": (lambda x: np.sum(np.repeat(x, [2, 1], axis=0) ** 2 * np.tile(x[0], (3, 1))) +
+                    np.sum(np.repeat(x, 2) * np.tile(x, 2).ravel()), X23, True),
+    "pad_constant": (lambda x: np.sum(np.pad(x, ((1, 0), (0, 2)), constant_values=0.5) ** 2 *
+                                      np.arange(15.0).reshape(3, 5)) + np.sum(np.pad(x, 1) ** 3),
+                     X23, True),
+    "pad_gathers": (lambda x: np.sum(np.pad(x, ((2, 1), (1, 2)), mode="reflect") ** 2 * 0.5) +
+                    np.sum(np.pad(x, 1, mode="edge") ** 3) +
+                    np.sum(np.pad(x, ((0, 3), (4, 0)), mode="wrap") ** 2 *
+                           np.pad(x, ((0, 3), (4, 0)), mode="symmetric")), X23, True),
+    "diag_diagonal_trace": (lambda x: np.sum(np.diag(x, 1) ** 2) + np.sum(np.diag(x[1], -1) ** 3 @
+                                                                          np.arange(4.0)) +
+                            np.sum(np.diagonal(x.reshape(3, 2), 0, 1, 0) ** 3) + np.trace(x, 1) +
+                            np.trace(x.reshape(1, 2, 3) ** 2, 0, 2, 1).sum(), X23, True),
+    "triu_tril": (lambda x: np.sum(np.triu(x) ** 2 + np.tril(x, 1) ** 3) +
+                  np.sum(np.tril(x[0], -1) @ x[1]), X23, True),
+    "tensordot_kron": (lambda x: np.sum(np.tensordot(x, A34[:, :3], axes=([1], [1])) ** 2) +
+                       np.tensordot(x, x ** 2) + np.sum(np.kron(x, x[:, :2]) ** 2) +
+                       np.sum(np.kron(B33[0], x)), X23, True),
+    "einsum_ellipsis": (lambda x: np.sum(np.einsum("...ij,jk->...ik", x.reshape(1, 2, 3), B33) ** 2)
+                        + np.einsum("...i,...i", x, x).sum() +
+                        np.sum(np.einsum("i...->...", x) ** 3), X23, True),
+    "inv_det": (lambda x: np.sum(np.linalg.inv(x) ** 2) + np.linalg.det(x) +
+                np.sum(np.linalg.det(x[None, :2, :2] * x[:, :1, None])), X33, True),
+    "solve": (lambda x: np.sum(np.linalg.solve(x, B33[0]) ** 2) + np.sum(np.linalg.solve(x, x.T)) +
+              np.sum(np.linalg.solve(B33 @ B33.T + np.eye(3), x) ** 3), X33, True),
+    "slogdet": (lambda x: np.linalg.slogdet(x)[1] * 2.0 + np.linalg.slogdet(-x).sign +
+                np.sum(np.linalg.slogdet(x[None, :2, :2] * x[:, :1, None]).logabsdet), X33, False),
+    "cholesky": (lambda x: np.sum(np.log(np.diag(np.linalg.cholesky(x @ x.T + np.eye(3))))) +
+                 np.sum(np.linalg.cholesky(x + x.T, upper=True) ** 2), X33, False),
+    "matrix_power_multi_dot": (lambda x: np.sum(np.linalg.matrix_power(x, 3)) +
+                               np.sum(np.linalg.matrix_power(x, -1)) +
+                               np.linalg.multi_dot([x[0], x, B33, x[:, 1]]), X33, True),
+    "norm_orders": (lambda x: np.linalg.norm(x, np.inf) + np.linalg.norm(x, 1) +
+                    np.sum(np.linalg.norm(x, 3, axis=0)) + np.linalg.norm(x[0], -np.inf) +
+                    np.linalg.norm(x[1], np.inf) + np.linalg.norm(x, -1) +
+                    np.sum(np.linalg.vector_norm(x, axis=1, ord=0.5)) +
+                    np.linalg.matrix_norm(x, ord=-np.inf), X23, False),
+    "roll": (lambda x: np.sum(np.roll(x, 1) * x ** 2) + np.sum(np.roll(x, (1, -2), axis=(0, 1)) *
+                                                               np.arange(6.0).reshape(2, 3)),
+             X23, True),
+    "append_split_column_stack": (lambda x: np.sum(np.append(x, x[:1] ** 2, axis=0) ** 2) +
+                                  np.sum(np.append(x[0], 2.0) ** 3) +
+                                  np.sum(np.split(x, 3, axis=1)[1] * np.array_split(x, 2)[1]) +
+                                  np.sum(np.column_stack([x[0], x[1]]) ** 3), X23, True),
+    "cross": (lambda x: np.sum(np.cross(x, x[::-1] ** 2) ** 2) +
+              np.sum(np.cross(x.T, B33[0], axisa=0) * B33[1]), X23, True),
+    "trapezoid_average": (lambda x: np.sum(np.trapezoid(x ** 2, x=x[0], axis=1)) +
+                          np.trapezoid(x[0], dx=0.5) +
+                          np.sum(np.average(x, axis=1, weights=B33[0] ** 2)) +
+                          np.average(x, weights=x ** 2), X23, True),
 }
 
 
@@ -122,21 +194,127 @@ def test_jacobian_modes_agree_on_matrix_output():
     np.testing.assert_allclose(dc.jacobian(f, x, mode="complex"), J, rtol=1e-12, atol=1e-14)
 
 
-def test_float32_stays_float32_in_reverse_mode():
-    x = X23.astype(np.float32)
-    g = dc.gradient(lambda x: np.sum(np.exp(x) * x), x)
+@pytest.mark.parametrize("f", [
+    lambda x: np.sum(np.exp(x) * x),
+    lambda x: np.prod(x) + np.sum(np.cumprod(x, axis=1) ** 2) + np.sum(np.sort(x, axis=0) * x),
+    lambda x: np.sum(np.pad(x, 1, mode="reflect") ** 2) + np.sum(np.pad(x, 1, constant_values=2)),
+    lambda x: np.sum(np.einsum("...ij,...jk->...ik", x, x)) + np.sum(np.tile(np.triu(x), 2)),
+    lambda x: np.sum(np.linalg.inv(x)) + np.linalg.det(x) + np.sum(np.linalg.solve(x, x.T)),
+    lambda x: np.linalg.slogdet(x)[1] + np.sum(np.linalg.cholesky(
+        x @ x.T + np.eye(3, dtype=np.float32))),
+])
+def test_float32_stays_float32_in_reverse_mode(f):
+    g = dc.gradient(f, X33.astype(np.float32))
     assert g.dtype == np.float32
 
 
 @pytest.mark.parametrize("call, name", [
-    (lambda x: np.sum(np.sort(x)), "np.sort"),
-    (lambda x: np.sum(np.linalg.inv(x @ x.T)), "inv"),
-    (lambda x: np.sum(np.prod(x)), "np.prod"),
+    (lambda x: np.sum(np.linalg.eigh(x @ x.T)[0]), "np.linalg.eigh"),
+    (lambda x: np.sum(np.linalg.svd(x)[1]), "np.linalg.svd"),
+    (lambda x: np.sum(np.convolve(x[0], x[1])), "np.convolve"),
     (lambda x: np.sum(np.arccos(x, dtype=np.float64)), "arccos"),
+    (lambda x: np.sum(np.pad(x, 1, mode="linear_ramp")), "mode='linear_ramp'"),
+    (lambda x: np.sum(np.pad(x, 1, mode="reflect", reflect_type="odd")), "reflect_type='odd'"),
+    (lambda x: np.linalg.norm(x, "nuc"), "ord='nuc'"),
+    (lambda x: np.linalg.norm(x, 2), "ord=2 of a matrix"),
+    (lambda x: np.sum(np.prod(x, where=x > 0)), "np.prod with out= or where="),
 ])
 def test_unsupported_function_is_named(call, name):
     with pytest.raises(UnsupportedError, match=name):
         dc.gradient(call, X23 / 2, mode="reverse")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_traced_value_is_numpys_value(name):
+    from diffcheck.engines.numpy_ops import strip
+    from diffcheck.engines.reverse import Tape
+
+    f, x, _ = CASES[name]
+    np.testing.assert_allclose(strip(f(Tape().var(x))), f(x), rtol=1e-14, atol=1e-15)
+
+
+# -- end to end: check_gradient on code that uses the linear-algebra and product rows ---------
+
+Y53 = _RNG2.normal(size=(5, 3))
+
+
+def _gauss_nll(A):
+    """Negative log-likelihood of the rows of Y53 under N(0, A A^T + I), up to a constant."""
+    S = A @ A.T + np.eye(3)
+    _, logdet = np.linalg.slogdet(S)
+    return 0.5 * len(Y53) * logdet + 0.5 * np.sum(Y53.T * np.linalg.solve(S, Y53.T))
+
+
+def _gauss_nll_chol(A):
+    L = np.linalg.cholesky(A @ A.T + np.eye(3))
+    z = np.linalg.solve(L, Y53.T)
+    return len(Y53) * np.sum(np.log(np.diag(L))) + 0.5 * np.sum(z * z)
+
+
+def _gauss_nll_grad(A):
+    Si = np.linalg.inv(A @ A.T + np.eye(3))
+    return (len(Y53) * Si - Si @ Y53.T @ Y53 @ Si) @ A
+
+
+@pytest.mark.parametrize("f", [_gauss_nll, _gauss_nll_chol])
+def test_check_gradient_of_a_gaussian_log_likelihood(f):
+    A = _RNG2.normal(size=(3, 3))
+    assert f(A) == pytest.approx(_gauss_nll(A), rel=1e-12)
+    res = dc.check_gradient(f, _gauss_nll_grad, A)
+    assert res.ok, str(res)
+    assert "finite differences" in res.witness  # slogdet/cholesky: no complex step
+    assert not dc.check_gradient(f, lambda A: _gauss_nll_grad(A.T), A).ok
+
+
+def _prod_grad(x):
+    """The product of the other entries: no division, right at zeros."""
+    return np.array([np.prod(np.delete(x, i)) for i in range(x.size)])
+
+
+@pytest.mark.parametrize("x", [np.array([2.0, 0.0, 3.0, -1.5]), np.array([2.0, 0.0, 3.0, 0.0]),
+                               X4])
+def test_prod_at_zeros_is_exact(x):
+    for mode in ("reverse", "forward"):
+        np.testing.assert_allclose(dc.gradient(np.prod, x, mode=mode), _prod_grad(x),
+                                   rtol=1e-15, atol=0)
+    H = np.array([[np.prod(np.delete(x, [i, j])) if i != j else 0.0 for j in range(4)]
+                  for i in range(4)])
+    np.testing.assert_allclose(dc.hessian(np.prod, x), H, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(dc.hessian(np.prod, x, mode="forward"), H, rtol=1e-15, atol=0)
+    assert dc.check_gradient(np.prod, _prod_grad, x).ok
+    if np.count_nonzero(x == 0) == 1:  # the usual prod(x) / x is wrong at a single zero
+        assert not dc.check_gradient(
+            np.prod, lambda x: np.prod(x) / np.where(x == 0, 1.0, x), x).ok
+
+
+def test_check_gradient_of_cumprod_and_sort():
+    x = np.array([0.5, 0.0, 2.0, 1.5, -0.7])
+
+    def f(x):  # survival-style cumulative products, then a trimmed sum
+        return np.sum(np.cumprod(1.0 - 0.3 * x)) + np.sum(np.sort(x)[1:-1] ** 2)
+
+    def grad(x):
+        q = 1.0 - 0.3 * x
+        g = np.array([-0.3 * sum(np.prod(np.delete(q[:j + 1], i)) for j in range(i, 5))
+                      for i in range(5)])
+        order = np.argsort(x)
+        g[order[1:-1]] += 2 * x[order[1:-1]]
+        return g
+
+    assert dc.check_gradient(f, grad, x).ok
+    assert not dc.check_gradient(f, lambda x: grad(x) * np.array([1, 1, 1, 1, 0.9]), x).ok
+
+
+def test_sort_at_a_tie_is_reported_as_a_kink():
+    w = np.array([1.0, 2.0, 3.0])
+    res = dc.check_gradient(lambda x: np.sort(x) @ w, lambda x: np.array([3.0, 2.0, 1.0]),
+                            np.array([1.0, 1.0, 0.5]))
+    assert res.ok and "kink of np.sort" in res.kink
+
+
+def test_einsum_ellipsis_must_reach_the_output():
+    with pytest.raises(ValueError, match=r"no '\.\.\.'"):
+        dc.gradient(lambda x: np.sum(np.einsum("...i,...i->i", x, x)), X23)
 
 
 def test_asarray_of_traced_value_is_a_clear_error():
@@ -145,7 +323,9 @@ def test_asarray_of_traced_value_is_a_clear_error():
 
 
 @pytest.mark.parametrize("f", [lambda x: np.sum(np.abs(x)), lambda x: np.var(x),
-                               lambda x: np.linalg.norm(x)])
+                               lambda x: np.linalg.norm(x), lambda x: np.sum(np.sort(x) * x),
+                               lambda x: np.linalg.slogdet(np.diag(x))[1],
+                               lambda x: np.sum(np.linalg.cholesky(np.diag(x)))])
 def test_complex_mode_refuses_non_analytic_code(f):
     with pytest.raises(UnsupportedError, match="complex step needs analytic"):
         dc.gradient(f, X4, mode="complex")

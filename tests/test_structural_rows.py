@@ -11,6 +11,7 @@ from diffcheck.engines.numpy_ops import STRUCTURAL_ROWS
 RNG = np.random.default_rng(3)
 A = RNG.normal(size=(4, 3))
 X = RNG.normal(size=(3, 4))
+ZERO = np.array([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 1.0]])
 
 # row -> a function of a (3, 4) array whose value passes through that row
 CASES = {
@@ -28,6 +29,14 @@ CASES = {
     "sum": lambda x: np.sum(x ** 2, axis=0, keepdims=True),
     "transpose": lambda x: np.transpose(x) * np.arange(3.0),
     "where": lambda x: np.where(np.arange(12).reshape(3, 4) % 2 == 0, x, x ** 2),
+    # zeros in x: the rules multiply the other entries, they never divide by x
+    "prod": lambda x: np.prod(x * ZERO, axis=1),
+    "cumprod": lambda x: np.cumprod(x * ZERO, axis=1),
+    "inv": lambda x: np.linalg.inv(x[:, :3] + 3 * np.eye(3)),
+    "solve": lambda x: np.linalg.solve(x[:, 1:] + 3 * np.eye(3), x),
+    "det": lambda x: np.linalg.det(x.reshape(3, 2, 2)),
+    "slogdet": lambda x: np.linalg.slogdet(x[:, 1:] + 3 * np.eye(3)).logabsdet,
+    "cholesky": lambda x: np.linalg.cholesky(x[:, :3] @ x[:, :3].T + np.eye(3)),
 }
 
 
