@@ -19,7 +19,7 @@ from jax.flatten_util import ravel_pytree
 
 from diffcheck.optim import linesearch as _ls
 from diffcheck.optim import result as R
-from diffcheck.optim.newton import Newton, has_negative_curvature
+from diffcheck.optim.newton import Newton, has_negative_curvature, symmetric_hessian
 from diffcheck.optim.quasi_newton import BFGS, LBFGS, Inner, SteepestDescent, first_step
 
 METHODS = ("gd", "newton", "newton-damped", "bfgs", "lbfgs")
@@ -59,7 +59,7 @@ def _make_method(name: str, grad_fn, m: int):
         return BFGS()
     if name == "lbfgs":
         return LBFGS(m)
-    return Newton(jax.jacfwd(grad_fn), damped=name == "newton-damped")
+    return Newton(symmetric_hessian(grad_fn), damped=name == "newton-damped")
 
 
 def _write(hist, k, f, gnorm, step, x):

@@ -6,16 +6,25 @@ Newton solves :math:`H(x_k) d = -\nabla f(x_k)`. Damped Newton factors
 of the identity") that makes the factorisation succeed, so :math:`d` is a descent direction
 even where :math:`H` is indefinite, and it is the exact Newton step where :math:`H` is positive
 definite (hence quadratic convergence near a strong minimum).
+
+The direction is written once for a stack of Hessians ``(..., n, n)`` and given to ``jax.vmap``
+through :func:`jax.custom_batching.custom_vmap`. Under a plain ``vmap`` every data-dependent
+branch turns into "compute both, select", and every ``while_loop`` carry into a select per
+iteration: the retry loop of the modified Cholesky and the LU fallback of plain Newton would run
+for the whole batch at every iteration, and each select is a pass over all the matrices. The
+stacked version asks instead whether *any* problem of the batch needs the retry or the fallback,
+so a multistart batch costs one batched factorisation and two batched triangular solves per
+iteration, as a single problem does.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax import lax
-from jax.scipy.linalg import cho_solve
+from jax import custom_batching, lax
 
 
 class NewtonInfo(NamedTuple):
@@ -23,22 +32,129 @@ class NewtonInfo(NamedTuple):
     nonfinite: jax.Array  # the Hessian has NaN or inf entries
 
 
-def _cholesky(a: jax.Array) -> tuple[jax.Array, jax.Array]:
-    # the Hessian is symmetric: skip jnp.linalg.cholesky's (a + a^T) / 2 pass over the matrix
-    chol = lax.linalg.cholesky(a, symmetrize_input=False)
-    # a failed factorisation is all NaN: checking the diagonal is enough (O(n), not O(n^2))
-    return chol, jnp.all(jnp.isfinite(jnp.diagonal(chol)))
+def _factor(m: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Lower Cholesky factor of the symmetric stack ``m`` and, per matrix, whether it worked.
+
+    LAPACK wants column-major matrices: the transpose of a row-major symmetric matrix is the
+    same matrix stored column-major, so XLA passes it through without a copy. The symmetric
+    input also skips ``jnp.linalg.cholesky``'s ``(a + a^T) / 2`` pass. A failed factorisation
+    is all NaN, so its diagonal is enough to tell (O(n), not O(n^2)).
+    """
+    chol = lax.linalg.cholesky(jnp.swapaxes(m, -1, -2), symmetrize_input=False)
+    return chol, jnp.all(jnp.isfinite(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
 
 
-def _scale(h: jax.Array) -> jax.Array:
-    return jnp.maximum(1.0, jnp.max(jnp.abs(h)))
+def _chol_solve(chol: jax.Array, b: jax.Array) -> jax.Array:
+    """``(L L^T)^{-1} b`` for stacks ``L (..., n, n)``, ``b (..., n)``."""
+    y = lax.linalg.triangular_solve(chol, b[..., None], left_side=True, lower=True)
+    return lax.linalg.triangular_solve(chol, y, left_side=True, lower=True,
+                                       transpose_a=True)[..., 0]
+
+
+def _shift(h: jax.Array, tau: jax.Array) -> jax.Array:
+    return h + tau[..., None, None] * jnp.eye(h.shape[-1], dtype=h.dtype)
+
+
+def _abs_max(h: jax.Array) -> jax.Array:
+    """``max |H_ij|`` per matrix; NaN or inf when an entry is (one pass gives both)."""
+    return jnp.max(jnp.abs(h), axis=(-2, -1))
+
+
+def _first_shift(h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    r"""``(tau_0, beta, finite)`` per matrix: :math:`\tau_0 = 0` if :math:`\min_i H_{ii} > 0`,
+    else :math:`\beta - \min_i H_{ii}`, :math:`\beta = 10^{-3}\max(1, \max|H_{ij}|)`."""
+    amax = _abs_max(h)
+    finite = jnp.isfinite(amax)
+    beta = (1e-3 * jnp.maximum(1.0, amax)).astype(h.dtype)
+    min_diag = jnp.min(jnp.diagonal(h, axis1=-2, axis2=-1), axis=-1)
+    tau = jnp.where((min_diag > 0) | ~finite, 0.0, beta - min_diag).astype(h.dtype)
+    return tau, beta, finite
+
+
+def _search_shift(h, tau, beta, retry, max_tries: int) -> jax.Array:
+    r""":math:`\tau \leftarrow \max(2\tau, \beta)` for the matrices in ``retry`` until
+    :math:`H + \tau I` factors. The loop carries only the shifts: the caller factors once more
+    at the final ones (retries are rare; a factor in the carry would cost copies every time)."""
+
+    def cond(s):
+        return jnp.any(s[1]) & (s[2] < max_tries)
+
+    def body(s):
+        tau, retry, i = s
+        tau = jnp.where(retry, jnp.maximum(2.0 * tau, beta), tau)
+        return tau, retry & ~_factor(_shift(h, tau))[1], i + 1
+
+    return lax.while_loop(cond, body, (tau, retry, jnp.int32(1)))[0]
+
+
+def _modified_cholesky_stack(h: jax.Array, max_tries: int) -> tuple[jax.Array, jax.Array]:
+    tau, beta, finite = _first_shift(h)
+    chol, ok = _factor(_shift(h, tau))
+    retry = ~ok & finite
+    tau = _search_shift(h, tau, beta, retry, max_tries)
+    return lax.cond(jnp.any(retry), lambda: _factor(_shift(h, tau))[0], lambda: chol), tau
+
+
+def _stack_aware(stack_fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A function of single arrays from ``stack_fn`` of stacks: called on one problem it sees a
+    stack of one; under ``jax.vmap`` it sees the batch (see the module docstring)."""
+
+    @custom_batching.custom_vmap
+    def single(*args):
+        return jax.tree.map(lambda o: o[0], stack_fn(*(a[None] for a in args)))
+
+    @single.def_vmap
+    def _rule(axis_size, in_batched, *args):
+        args = [a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
+                for a, b in zip(args, in_batched, strict=True)]
+        out = stack_fn(*args)
+        return out, jax.tree.map(lambda _: True, out)
+
+    return single
+
+
+def _damped_stack(h: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    tau, beta, finite = _first_shift(h)
+    chol, ok = _factor(_shift(h, tau))  # the usual case: one factorisation, no loop
+    retry = ~ok & finite  # a matrix with NaN or inf entries is not retried
+
+    d = -_chol_solve(chol, g)
+
+    def shifted(d):
+        new = _search_shift(h, tau, beta, retry, 64)
+        return jnp.where(retry[..., None], -_chol_solve(_factor(_shift(h, new))[0], g), d)
+
+    # the factor never enters a branch (a conditional's operands get the default layout, so
+    # a column-major factor would be copied into it)
+    return lax.cond(jnp.any(retry), shifted, lambda d: d, d), finite
+
+
+def _plain_stack(h: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    finite = jnp.isfinite(_abs_max(h))
+    chol, pd = _factor(h)
+    d = -_chol_solve(chol, g)
+    # an indefinite (or singular) Hessian: LU, run only when some matrix of the stack needs it
+    return lax.cond(jnp.all(pd), lambda: d,
+                    lambda: jnp.where(pd[..., None], d, -jnp.linalg.solve(h, g[..., None])[..., 0])
+                    ), finite
+
+
+_damped_direction = _stack_aware(_damped_stack)
+_plain_direction = _stack_aware(_plain_stack)
+_curvature = _stack_aware(lambda h: ~_factor(_shift(h, jnp.sqrt(jnp.finfo(h.dtype).eps)
+                                                     * jnp.maximum(1.0, _abs_max(h))))[1])
 
 
 def has_negative_curvature(h: jax.Array) -> jax.Array:
     r"""True when :math:`H + \delta I` is not positive definite, :math:`\delta = \sqrt{\varepsilon}
-    \max(1, \max|H_{ij}|)`: a curvature below :math:`-\delta` (a saddle or a maximum)."""
-    delta = jnp.sqrt(jnp.finfo(h.dtype).eps) * _scale(h)
-    return ~_cholesky(h + delta * jnp.eye(h.shape[0], dtype=h.dtype))[1]
+    \max(1, \max|H_{ij}|)`: a curvature below :math:`-\delta` (a saddle or a maximum).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> bool(has_negative_curvature(jnp.array([[2.0, 0.0], [0.0, -1e-3]])))
+        True
+    """
+    return _curvature(h)
 
 
 def modified_cholesky(h: jax.Array, *, max_tries: int = 64) -> tuple[jax.Array, jax.Array]:
@@ -46,9 +162,10 @@ def modified_cholesky(h: jax.Array, *, max_tries: int = 64) -> tuple[jax.Array, 
 
     :math:`\tau_0 = 0` if :math:`\min_i H_{ii} > 0`, else :math:`\beta - \min_i H_{ii}`; then
     :math:`\tau \leftarrow \max(2\tau, \beta)` with :math:`\beta = 10^{-3}\max(1, \max|H_{ij}|)`.
+    ``h`` may be a stack ``(..., n, n)``; each matrix gets its own :math:`\tau`.
 
     Returns:
-        ``(L, tau)``.
+        ``(L, tau)``, ``L`` lower triangular.
 
     Example:
         >>> import jax.numpy as jnp
@@ -56,23 +173,30 @@ def modified_cholesky(h: jax.Array, *, max_tries: int = 64) -> tuple[jax.Array, 
         >>> bool(tau > 1.0)
         True
     """
-    eye = jnp.eye(h.shape[0], dtype=h.dtype)
-    beta = 1e-3 * _scale(h)
-    min_diag = jnp.min(jnp.diag(h))
-    tau0 = jnp.where(min_diag > 0, 0.0, beta - min_diag).astype(h.dtype)
-    chol0, ok0 = _cholesky(h + tau0 * eye)  # the usual case: one factorisation, no loop
+    stack = h[None] if h.ndim == 2 else h
+    chol, tau = _modified_cholesky_stack(stack, max_tries)
+    return (chol[0], tau[0]) if h.ndim == 2 else (chol, tau)
 
-    def cond(s):
-        return ~s[2] & (s[3] < max_tries)
 
-    def body(s):
-        tau, _, _, i = s
-        tau = jnp.maximum(2.0 * tau, beta)
-        chol, ok = _cholesky(h + tau * eye)
-        return tau, chol, ok, i + 1
+def symmetric_hessian(grad_fn: Callable[[jax.Array], jax.Array]) -> Callable[..., jax.Array]:
+    r"""``x -> H(x)`` by forward over reverse, stacked as the products :math:`H e_i`.
 
-    tau, chol, _, _ = lax.while_loop(cond, body, (tau0, chol0, ok0, jnp.int32(1)))
-    return chol, tau
+    ``jax.jacfwd`` stacks the same products and then moves the stacking axis last, a transpose
+    XLA carries out as a copy of the matrix; a Hessian is symmetric, so the stack already is
+    :math:`H`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> hess = symmetric_hessian(jax.grad(lambda x: x[0] ** 2 * x[1]))
+        >>> hess(jnp.array([1.0, 2.0])).tolist()
+        [[4.0, 2.0], [2.0, 0.0]]
+    """
+
+    def hess(x: jax.Array) -> jax.Array:
+        basis = jnp.eye(x.shape[0], dtype=x.dtype)
+        return jax.vmap(lambda v: jax.jvp(grad_fn, (x,), (v,))[1])(basis)
+
+    return hess
 
 
 class Newton:
@@ -95,15 +219,7 @@ class Newton:
 
     def direction_with_hessian(self, h, g):
         """Newton direction from the Hessian ``h``: ``(d, NewtonInfo)``; one factorisation."""
-        finite_h = jnp.all(jnp.isfinite(h))
-        h = jnp.where(finite_h, h, jnp.eye(h.shape[0], dtype=h.dtype))
-        if self.damped:
-            chol, _ = modified_cholesky(h)
-            d = -cho_solve((chol, True), g)
-        else:
-            chol, pd = _cholesky(h)
-            d = lax.cond(pd, lambda: -cho_solve((chol, True), g),
-                         lambda: -jnp.linalg.solve(h, g))
+        d, finite_h = (_damped_direction if self.damped else _plain_direction)(h, g)
         singular = ~jnp.all(jnp.isfinite(d))
         d = jnp.where(singular, -g, d)
         return d, NewtonInfo(singular & finite_h, ~finite_h)
