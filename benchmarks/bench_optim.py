@@ -78,7 +78,7 @@ def bench_lbfgs(n=1000):
     t0 = time.perf_counter()
     res = block(ours(x0))
     compile_s = time.perf_counter() - t0
-    t_ours = best(lambda: block(ours(x0)))
+    t_ours = best(lambda: block(ours(x0)), reps=21)
     gn = float(jnp.linalg.norm(res.jac))
     per_it = int(res.nfev) / int(res.nit)
     print(f"  diffcheck: nit={int(res.nit)} nfev={int(res.nfev)} ||g||={gn:.2e} "
@@ -103,7 +103,7 @@ def bench_lbfgs(n=1000):
         return jax.lax.while_loop(cond, body, (x, opt.init(x), 0))
 
     xo, so, ko = block(optax_run(x0))
-    t_optax = best(lambda: block(optax_run(x0)))
+    t_optax = best(lambda: block(optax_run(x0)), reps=21)
     g_optax = float(jnp.linalg.norm(jax.grad(ext_rosenbrock)(xo)))
     print(f"  optax.lbfgs: nit={int(ko)} ||g||={g_optax:.2e} time={t_optax * 1e3:.2f} ms")
 
@@ -116,7 +116,7 @@ def bench_lbfgs(n=1000):
                                        options={"gtol": 1e-5, "maxiter": 2000, "ftol": 0})
 
     r_sp = scipy_run()
-    t_scipy = best(scipy_run, reps=5)
+    t_scipy = best(scipy_run, reps=11)
     print(f"  SciPy L-BFGS-B: nit={r_sp.nit} nfev={r_sp.nfev} time={t_scipy * 1e3:.2f} ms")
     report("converges ||g|| <= 1e-5", f"{gn:.1e}", "<= 1e-5", gn <= 1e-5 and bool(res.success))
     report("f-evals per iteration (nfev / nit, nfev counts x0)", f"{per_it:.3f}", "<= 1.25",
