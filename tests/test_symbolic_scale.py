@@ -126,6 +126,18 @@ def test_parse_is_linear():
 
 
 # -- derivatives over the DAG ------------------------------------------------------------------
+def test_derive_is_linear_when_entries_share_a_subexpression():
+    """Every gradient entry of (x0**2 + ... )**2 contains the whole sum: anything that walks
+    the entries one by one (``Expr.has`` per entry) is quadratic."""
+    sizes, times = (1000, 4000), []
+    for n in sizes:
+        e = parse(gradient_text(n))
+        t0 = time.perf_counter()
+        derive([e], variables_of(e))
+        times.append(time.perf_counter() - t0)
+    assert times[1] < 12 * times[0] + 0.5  # 4x the terms: far from the 16x of quadratic work
+
+
 @pytest.mark.parametrize("method", ["auto", "dag", "diff"])
 def test_formulas_stay_readable(method):
     d = derive([parse("x**2*y + (x+y)**2")], ["x", "y"], hessian=True, method=method)
@@ -259,12 +271,10 @@ def test_check_expression_json_is_proportional():
 
 @pytest.mark.slow
 def test_ten_thousand_terms():
-    n = 10_000
-    t0 = time.perf_counter()
+    n = 10_000  # (its time is measured in benchmarks/bench_symbolic.py, not here)
     e = parse(gradient_text(n))
     d = derive([e], variables_of(e))
     x = np.random.default_rng(0).uniform(-1, 1, n)
     J, _ = d.evaluate(x[None, :])
-    assert time.perf_counter() - t0 < 120
     want = np.cos(x) * np.exp(x / 3) + np.sin(x) * np.exp(x / 3) / 3 + 4 * x * np.sum(x**2)
     np.testing.assert_allclose(J[0, 0], want, rtol=1e-10)

@@ -148,7 +148,19 @@ def _unevaluated(d: SymbolicDerivatives) -> bool:
     entries = [e for row in d.jacobian for e in row]
     if d.hessian is not None:
         entries += [e for h in d.hessian for row in h for e in row]
-    return any(e.has(*_COMPLEX_TRACES) for e in entries)
+    # one walk over the shared DAG: entries share subexpressions (the gradient of
+    # (x1**2 + ... + xn**2)**2 repeats the sum in every entry), so ``has`` per entry is O(n^2)
+    seen: set[int] = set()
+    stack = entries
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, _COMPLEX_TRACES):
+            return True
+        stack.extend(e.args)
+    return False
 
 
 #: heads that sympy.diff writes only when it treats a subexpression as possibly complex
