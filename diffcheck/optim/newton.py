@@ -60,15 +60,23 @@ def _abs_max(h: jax.Array) -> jax.Array:
     return jnp.max(jnp.abs(h), axis=(-2, -1))
 
 
-def _first_shift(h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    r"""``(tau_0, beta, finite)`` per matrix: :math:`\tau_0 = 0` if :math:`\min_i H_{ii} > 0`,
-    else :math:`\beta - \min_i H_{ii}`, :math:`\beta = 10^{-3}\max(1, \max|H_{ij}|)`."""
+MAX_TRIES = 64  # shifts tried by the modified Cholesky before it gives up
+
+
+def _first_factor(h: jax.Array) -> tuple[jax.Array, ...]:
+    r"""The first try of the modified Cholesky on a stack: ``(L, tau, beta, retry, finite)``.
+
+    :math:`\tau_0 = 0` if :math:`\min_i H_{ii} > 0`, else :math:`\beta - \min_i H_{ii}`, with
+    :math:`\beta = 10^{-3}\max(1, \max|H_{ij}|)`; ``retry`` marks the matrices whose
+    factorisation failed; a matrix with a NaN or inf entry (``finite`` False) is not retried.
+    """
     amax = _abs_max(h)
     finite = jnp.isfinite(amax)
     beta = (1e-3 * jnp.maximum(1.0, amax)).astype(h.dtype)
     min_diag = jnp.min(jnp.diagonal(h, axis1=-2, axis2=-1), axis=-1)
     tau = jnp.where((min_diag > 0) | ~finite, 0.0, beta - min_diag).astype(h.dtype)
-    return tau, beta, finite
+    chol, ok = _factor(_shift(h, tau))  # the usual case: one factorisation, no loop
+    return chol, tau, beta, ~ok & finite, finite
 
 
 def _search_shift(h, tau, beta, retry, max_tries: int) -> jax.Array:
@@ -88,9 +96,7 @@ def _search_shift(h, tau, beta, retry, max_tries: int) -> jax.Array:
 
 
 def _modified_cholesky_stack(h: jax.Array, max_tries: int) -> tuple[jax.Array, jax.Array]:
-    tau, beta, finite = _first_shift(h)
-    chol, ok = _factor(_shift(h, tau))
-    retry = ~ok & finite
+    chol, tau, beta, retry, _ = _first_factor(h)
     tau = _search_shift(h, tau, beta, retry, max_tries)
     return lax.cond(jnp.any(retry), lambda: _factor(_shift(h, tau))[0], lambda: chol), tau
 
@@ -114,14 +120,11 @@ def _stack_aware(stack_fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _damped_stack(h: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
-    tau, beta, finite = _first_shift(h)
-    chol, ok = _factor(_shift(h, tau))  # the usual case: one factorisation, no loop
-    retry = ~ok & finite  # a matrix with NaN or inf entries is not retried
-
+    chol, tau, beta, retry, finite = _first_factor(h)
     d = -_chol_solve(chol, g)
 
     def shifted(d):
-        new = _search_shift(h, tau, beta, retry, 64)
+        new = _search_shift(h, tau, beta, retry, MAX_TRIES)
         return jnp.where(retry[..., None], -_chol_solve(_factor(_shift(h, new))[0], g), d)
 
     # the factor never enters a branch (a conditional's operands get the default layout, so
@@ -141,8 +144,14 @@ def _plain_stack(h: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 _damped_direction = _stack_aware(_damped_stack)
 _plain_direction = _stack_aware(_plain_stack)
-_curvature = _stack_aware(lambda h: ~_factor(_shift(h, jnp.sqrt(jnp.finfo(h.dtype).eps)
-                                                     * jnp.maximum(1.0, _abs_max(h))))[1])
+
+
+def _curvature_stack(h: jax.Array) -> jax.Array:
+    delta = jnp.sqrt(jnp.finfo(h.dtype).eps) * jnp.maximum(1.0, _abs_max(h))
+    return ~_factor(_shift(h, delta))[1]
+
+
+_curvature = _stack_aware(_curvature_stack)
 
 
 def has_negative_curvature(h: jax.Array) -> jax.Array:
@@ -157,7 +166,7 @@ def has_negative_curvature(h: jax.Array) -> jax.Array:
     return _curvature(h)
 
 
-def modified_cholesky(h: jax.Array, *, max_tries: int = 64) -> tuple[jax.Array, jax.Array]:
+def modified_cholesky(h: jax.Array, *, max_tries: int = MAX_TRIES) -> tuple[jax.Array, jax.Array]:
     r"""Cholesky factor of :math:`H + \tau I` for the first :math:`\tau` that works.
 
     :math:`\tau_0 = 0` if :math:`\min_i H_{ii} > 0`, else :math:`\beta - \min_i H_{ii}`; then
