@@ -89,8 +89,10 @@ class AverageState(NamedTuple):
 
 
 def average_init(params: Any) -> AverageState:
-    """Start an iterate average at ``params`` with zero weight."""
-    return AverageState(params, jnp.zeros([], jnp.float32))
+    """Start an iterate average at ``params`` with zero weight (in the parameters' precision,
+    at least float32: float64 iterates get float64 weights)."""
+    dtype = jnp.result_type(jnp.float32, *jax.tree.leaves(params))
+    return AverageState(params, jnp.zeros([], dtype))
 
 
 def average_update(state: AverageState, params: Any, weight: Any = 1.0) -> AverageState:
