@@ -429,3 +429,15 @@ def test_absolute_adjoints_bound_the_signed_ones_and_jacobian_rows_agree():
     assert np.all(scale >= np.abs(rows))
     np.testing.assert_allclose(rows, dc.jacobian(f, BIG, mode="forward"), rtol=1e-12,
                                atol=1e-12)
+
+
+def test_det_of_a_singular_matrix_is_checked_against_finite_differences():
+    """det's rule goes through the inverse; at a singular matrix the check says so and uses
+    finite differences, where the right gradient (the adjugate, transposed) passes."""
+    s = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])
+    cof = np.array([[4.0, 4.0, -4.0], [-2.0, -2.0, 2.0], [0.0, 0.0, 0.0]])  # cofactors of s
+    with pytest.raises(UnsupportedError, match="singular"):
+        dc.gradient(np.linalg.det, s, mode="reverse")
+    right = dc.check_gradient(np.linalg.det, lambda a: cof, s)
+    assert right.ok and "singular" in str(right) and "finite differences" in right.method
+    assert not dc.check_gradient(np.linalg.det, lambda a: cof.T, s).ok

@@ -1408,7 +1408,14 @@ def _solve(a, b):
 
 def _inv_t(a: Any) -> Any:
     """``inv(a).T``: the derivative of log|det a|."""
-    return _mT(np.linalg.inv(a))
+    try:
+        return _mT(np.linalg.inv(a))
+    except np.linalg.LinAlgError:
+        raise UnsupportedError(
+            "np.linalg.det/slogdet of a singular matrix: diffcheck differentiates them through "
+            "the inverse (d det A = det A tr(A^-1 dA)), which does not exist here; check at a "
+            "non-singular point (or the check uses finite differences as its reference)"
+        ) from None
 
 
 def _logdet_jvp(primals, tangents, out, **_):
