@@ -269,7 +269,6 @@ def test_check_expression_json_is_proportional():
     assert small["symbolic"]["gradient"] == ["2*x*y + 2*x + 2*y", "x**2 + 2*x + 2*y"]
 
 
-@pytest.mark.slow
 def test_ten_thousand_terms():
     n = 10_000  # (its time is measured in benchmarks/bench_symbolic.py, not here)
     e = parse(gradient_text(n))
