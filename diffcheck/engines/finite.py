@@ -55,6 +55,7 @@ def richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int = 
     also the step each best value came from (NaN where there is none).
     """
     K = D.shape[0]
+    below, above = _finer_bounds(D, h, noise, power)
     table = [[D[k]] for k in range(K)]
     best = np.full(D.shape[1:], np.nan)
     best_err = np.full(D.shape[1:], np.inf)
@@ -68,7 +69,9 @@ def richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int = 
             if k == lvl:  # no same-order value at the coarser step to compare with: two
                 continue  # columns can agree by coincidence there, so it is no candidate
             trunc = np.maximum(np.abs(r - prev), np.abs(r - table[k - 1][lvl]))
-            err = trunc + g * noise / h[k] ** power
+            # and at least as far as the finer differences, clear of a kink, put it from them
+            gap = np.maximum(np.maximum(r - above[k], below[k] - r), 0.0) if k < K - 1 else 0.0
+            err = trunc + g * noise / h[k] ** power + gap
             err = np.where(np.isfinite(r) & np.isfinite(err), err, np.inf)
             better = err < best_err
             best = np.where(better, r, best)
@@ -78,6 +81,34 @@ def richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int = 
     if with_step:
         return best, SAFETY * best_err, best_step
     return best, SAFETY * best_err
+
+
+def _finer_bounds(D: np.ndarray, h: np.ndarray, noise: np.ndarray, power: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """For each level k, the interval every finer difference ``D[j]`` (j > k) allows.
+
+    Where f is smooth on ``[x - h_j, x + h_j]``, ``D[j]`` lies within ``e_j = |D[j] - D[j-1]|
+    + noise / h_j**power`` of the derivative (its truncation error shrinks by 4 per level, so
+    the change from the previous level bounds it). Near a kink (``|.|``, ``max``, ``sign`` of
+    an argument close to zero) the coarse steps straddle it and their extrapolations can agree
+    by coincidence on a wrong value, while the finer steps, clear of it, agree on the right
+    one: a candidate from step ``h_k`` must then stay within ``[max_j (D[j] - e_j),
+    min_j (D[j] + e_j)]`` or its error grows by the distance. Returns ``(below, above)``,
+    shaped like ``D`` (row k bounds over j > k; the last row is unused).
+    """
+    K = D.shape[0]
+    below = np.full(D.shape, -np.inf)
+    above = np.full(D.shape, np.inf)
+    lo, hi = np.full(D.shape[1:], -np.inf), np.full(D.shape[1:], np.inf)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for j in range(K - 1, 0, -1):
+            below[j], above[j] = lo, hi
+            e = np.abs(D[j] - D[j - 1]) + noise / h[j] ** power
+            usable = np.isfinite(e)
+            lo = np.where(usable, np.maximum(lo, D[j] - e), lo)
+            hi = np.where(usable, np.minimum(hi, D[j] + e), hi)
+        below[0], above[0] = lo, hi
+    return below, above
 
 
 def _noise(values: np.ndarray, fscale: np.ndarray | None) -> np.ndarray:
