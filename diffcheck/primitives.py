@@ -49,6 +49,10 @@ class Primitive:
         jax: dotted path of the JAX function under ``jax`` (``"numpy.sin"``).
         domain: ``domain(*args) -> bool array``: where the derivative exists (open set).
         domain_text: the same in words, for error messages.
+        varying_domain: the domain when an argument after the first depends on the variables
+            (``x**y``: its derivative in ``y`` is ``x**y log x``, so a varying exponent needs
+            ``x > 0`` even where ``y`` happens to be an integer); None: ``domain`` throughout.
+        varying_domain_text: the same in words.
         dtext: the partials as text templates over the argument names ``{0}``, ``{1}`` and
             the output ``{out}``, for the evaluation trace.
         flops: cost of the operation in the flop model (see :mod:`diffcheck.cost`).
@@ -69,6 +73,8 @@ class Primitive:
     jax: str | None = None
     domain: Callable[..., Any] | None = None
     domain_text: str = ""
+    varying_domain: Callable[..., Any] | None = None
+    varying_domain_text: str = ""
     dtext: tuple[str, ...] = ()
     flops: int = 1
     infix: str | None = None
@@ -140,6 +146,8 @@ ROW_LIST: list[Primitive] = [
               (lambda x, y, out: y * x ** (y - 1), lambda x, y, out: out * np.log(x)),
               sympy=sympy.Pow, jax="numpy.power", domain=_pow_domain,
               domain_text="base > 0 (or an integer exponent and base != 0)",
+              varying_domain=lambda x, y: x > 0,
+              varying_domain_text="base > 0 (the exponent varies: d/dy x**y = x**y*log(x))",
               dtext=("{1}*{0}**({1} - 1)", "{0}**{1}*log({0})"), flops=10, infix="**",
               ufunc=np.power),
     Primitive("neg", np.negative, (lambda x, out: -1.0,), jax="numpy.negative",

@@ -20,7 +20,7 @@ arrays with ``backend="jax"``: the JAX reference).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +56,7 @@ class Program:
         self.nodes = nodes
         self.outputs = outputs
         self._last_use = None
+        self._varies: list[bool] | None = None
 
     def __repr__(self) -> str:
         return f"Program({len(self.inputs)} inputs, {len(self.nodes)} nodes, " \
@@ -120,25 +121,47 @@ class Program:
         ok = np.ones(np.broadcast_shapes(*[np.shape(v) for v in inputs]) if inputs else (),
                      dtype=bool)
         with np.errstate(all="ignore"):
-            for nd, v in zip(self.nodes, vals, strict=True):
+            for i, (nd, v) in enumerate(zip(self.nodes, vals, strict=True)):
                 ok &= np.isfinite(v)
-                if nd.op not in ("input", "const") and nd.row.domain is not None:
-                    ok &= nd.row.domain(*[vals[a] for a in nd.args])
+                domain = self._domain(i)
+                if domain is not None:
+                    ok &= domain[0](*[vals[a] for a in nd.args])
         return ok
 
     def first_violation(self, inputs: Sequence[float]) -> tuple[Node, str] | None:
         """The first node (in evaluation order) that is undefined at a single point."""
         with np.errstate(all="ignore"):
             vals = self.evaluate(inputs, keep=True)
-            for nd, v in zip(self.nodes, vals, strict=True):
+            for i, (nd, v) in enumerate(zip(self.nodes, vals, strict=True)):
                 if nd.op in ("input", "const"):
                     continue
-                args = [vals[a] for a in nd.args]
-                if nd.row.domain is not None and not bool(np.all(nd.row.domain(*args))):
-                    return nd, nd.row.domain_text
+                domain = self._domain(i)
+                if domain is not None and not bool(np.all(domain[0](*[vals[a]
+                                                                       for a in nd.args]))):
+                    return nd, domain[1]
                 if not bool(np.all(np.isfinite(v))):
                     return nd, "a finite value"
         return None
+
+    def _domain(self, i: int) -> tuple[Callable[..., Any], str] | None:
+        """Node ``i``'s domain and its text: the row's, or its ``varying_domain`` when an
+        argument after the first depends on the variables."""
+        nd = self.nodes[i]
+        if nd.op in ("input", "const"):
+            return None
+        row = nd.row
+        if row.varying_domain is not None:
+            if self._varies is None:
+                self._varies = self._depends_on_inputs()
+            if any(self._varies[a] for a in nd.args[1:]):
+                return row.varying_domain, row.varying_domain_text
+        return (row.domain, row.domain_text) if row.domain is not None else None
+
+    def _depends_on_inputs(self) -> list[bool]:
+        varies: list[bool] = []
+        for nd in self.nodes:
+            varies.append(nd.op == "input" or any(varies[a] for a in nd.args))
+        return varies
 
     def op_count(self) -> dict[str, int]:
         """How many nodes of each operation."""

@@ -98,12 +98,19 @@ def test_bad_options_raise_diffcheck_errors(kwargs, error):
 @pytest.mark.parametrize("text, at, what", [
     ("log(x)", "x=-1", "log(x)"), ("sqrt(x)", "x=-4", "sqrt(x)"), ("1/x", "x=0", "1/x"),
     ("asin(x) + y", "x=2,y=1", "asin(x)"), ("abs(x)", "x=0", "Abs(x)"),
+    ("x**y", "x=-2,y=2", "x**y"),  # a varying exponent: d/dy = x**y*log(x) needs x > 0
 ])
 def test_domain_errors_name_the_subexpression_and_point(text, at, what):
     with pytest.raises(DomainError) as info:
         dc.check_expression(text, at=at)
     msg = str(info.value)
     assert msg.startswith(what) and at.split(",")[0] in msg
+
+
+def test_negative_base_is_fine_with_a_constant_exponent_only():
+    assert dc.check_expression("x**2*y + x**3", at="x=-2,y=2").ok
+    with pytest.raises(DomainError, match="exponent varies"):
+        dc.check_expression("x**(y + 1)", at="x=-2,y=1")
 
 
 def test_parse_errors_surface_as_parse_error():
