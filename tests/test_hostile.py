@@ -7,7 +7,7 @@ real result, within a time bound. A sentinel file proves nothing in the input ra
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import diffcheck as dc
@@ -176,13 +176,17 @@ def test_fuzz_never_crashes_never_hangs(text):
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=20).map("".join))
+@example("--")
 def test_fuzz_cli_exit_codes(text):
     import contextlib
     import io
 
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["expr", text, "--points", "1"])
+        try:
+            code = main(["expr", text, "--points", "1"])
+        except SystemExit as exc:  # argparse's own errors ("--" ends the options) exit 2
+            code = exc.code
     assert code in (0, 2), (text, err.getvalue())
     assert "Traceback" not in err.getvalue()
     if code == 2:
