@@ -44,6 +44,7 @@ CASES = [
     ("Non-finite point", ["expr", "x", "--at", "x=nan"], None),
     ("Point outside the domain", ["expr", "log(x)", "--at", "x=-1"], None),
     ("Point outside the domain", ["expr", "sqrt(x)", "--at", "x=-4"], None),
+    ("Negative base, varying exponent", ["expr", "x**y", "--at", "x=-2,y=2"], None),
     ("Division by zero at the point", ["expr", "1/x", "--at", "x=0"], None),
     ("Kink at the point", ["expr", "abs(x)", "--at", "x=0"], None),
     ("Undefined everywhere", ["expr", "log(-x**2-1)"], None),
