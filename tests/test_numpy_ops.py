@@ -441,3 +441,28 @@ def test_det_of_a_singular_matrix_is_checked_against_finite_differences():
     right = dc.check_gradient(np.linalg.det, lambda a: cof, s)
     assert right.ok and "singular" in str(right) and "finite differences" in right.method
     assert not dc.check_gradient(np.linalg.det, lambda a: cof.T, s).ok
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.multiply.reduce(x, initial=2.0),
+    lambda x: np.add.reduce(x * x, 0, None, None, False, 5.0),
+    lambda x: np.maximum.reduce(x, initial=2.5),
+    lambda x: np.sum(np.add.accumulate(x ** 2, 0, np.float32)),
+    lambda x: np.sum(np.multiply.accumulate(x, axis=0)),
+], ids=["multiply.reduce", "add.reduce", "maximum.reduce", "add.accumulate", "multiply.accumulate"])
+def test_ufunc_methods_pass_every_argument_on(f):
+    x = np.array([1.0, 2.0, 3.0])
+    for mode in ("reverse", "forward"):
+        np.testing.assert_allclose(dc.gradient(f, x, mode=mode), dc.gradient(f, x, mode="finite"),
+                                   rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.multiply.reduce(x, where=np.array([True, False, True])),
+    lambda x: np.add.reduce(x, where=np.array([True, False, True])),
+    lambda x: np.cumsum(x, out=np.empty(3)),
+    lambda x: np.add.accumulate(x, out=np.empty(3)),
+], ids=["multiply.reduce-where", "add.reduce-where", "cumsum-out", "add.accumulate-out"])
+def test_ufunc_methods_refuse_where_and_out(f):
+    with pytest.raises(UnsupportedError, match="cannot carry derivatives"):
+        dc.gradient(f, np.array([1.0, 2.0, 3.0]), mode="reverse")

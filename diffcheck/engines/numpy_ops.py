@@ -403,15 +403,33 @@ def _std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *,
                         correction=correction))
 
 
-register((np.add, "reduce"))(
-    lambda x, axis=0, dtype=None, out=None, keepdims=False, **kw:
-    _sum(x, axis=axis, dtype=dtype, out=out, keepdims=keepdims))
-register((np.maximum, "reduce"))(
-    lambda x, axis=0, out=None, keepdims=False, **kw: _max(x, axis=axis, out=out,
-                                                           keepdims=keepdims))
-register((np.minimum, "reduce"))(
-    lambda x, axis=0, out=None, keepdims=False, **kw: _min(x, axis=axis, out=out,
-                                                           keepdims=keepdims))
+def _ufunc_reduce(name: str, reduction: Callable[..., Any], takes_dtype: bool = True
+                  ) -> Callable[..., Any]:
+    """``np.<ufunc>.reduce`` as the reduction function, every argument passed on (``where=``
+    and ``out=`` raise there, ``initial=`` is honoured)."""
+
+    def reduce(x, axis=0, dtype=None, out=None, keepdims=False, initial=np._NoValue,
+               where=True):
+        kw = {"axis": axis, "out": out, "keepdims": keepdims, "initial": initial,
+              "where": where}
+        if takes_dtype:
+            kw["dtype"] = dtype
+        elif dtype is not None:
+            raise UnsupportedError(f"np.{name}.reduce with dtype= is not supported")
+        return reduction(x, **kw)
+
+    return reduce
+
+
+def _ufunc_accumulate(accumulation: Callable[..., Any]) -> Callable[..., Any]:
+    """``np.<ufunc>.accumulate`` as the cumulative function (``out=`` raises there)."""
+    return lambda x, axis=0, dtype=None, out=None: accumulation(x, axis=axis, dtype=dtype,
+                                                                out=out)
+
+
+register((np.add, "reduce"))(_ufunc_reduce("add", _sum))
+register((np.maximum, "reduce"))(_ufunc_reduce("maximum", _max, takes_dtype=False))
+register((np.minimum, "reduce"))(_ufunc_reduce("minimum", _min, takes_dtype=False))
 
 
 # -- cumsum ----------------------------------------------------------------------------------
@@ -427,12 +445,15 @@ cumsum_p = _row("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis),
 
 @register(np.cumsum)
 def _cumsum(x, axis=None, dtype=None, out=None):
+    if out is not None:
+        raise UnsupportedError("np.cumsum(..., out=...) cannot carry derivatives")
     if axis is None:
         x, axis = np.reshape(x, (-1,)), 0
-    return cumsum_p(x, axis=_axes(axis, len(_shape(x)))[0])
+    y = cumsum_p(x, axis=_axes(axis, len(_shape(x)))[0])
+    return y.astype(dtype) if dtype is not None else y
 
 
-register((np.add, "accumulate"))(lambda x, axis=0, **kw: _cumsum(x, axis=axis))
+register((np.add, "accumulate"))(_ufunc_accumulate(_cumsum))
 
 
 # -- prod, cumprod ---------------------------------------------------------------------------
@@ -500,7 +521,7 @@ def _cumprod(x, axis=None, dtype=None, out=None):
     return y.astype(dtype) if dtype is not None else y
 
 
-register((np.multiply, "accumulate"))(lambda x, axis=0, **kw: _cumprod(x, axis=axis))
+register((np.multiply, "accumulate"))(_ufunc_accumulate(_cumprod))
 
 
 def _others(x: Any, axes: tuple[int, ...]) -> Any:
@@ -547,9 +568,7 @@ def _prod(x, axis=None, dtype=None, out=None, keepdims=np._NoValue, initial=np._
     return y.astype(dtype) if dtype is not None else y
 
 
-register((np.multiply, "reduce"))(
-    lambda x, axis=0, dtype=None, out=None, keepdims=False, **kw:
-    _prod(x, axis=axis, dtype=dtype, out=out, keepdims=keepdims))
+register((np.multiply, "reduce"))(_ufunc_reduce("multiply", _prod))
 
 
 # -- matmul, dot, einsum ---------------------------------------------------------------------
