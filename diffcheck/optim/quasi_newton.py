@@ -186,6 +186,9 @@ class LBFGS:
         keep = jnp.arange(m + 1) != j
         # drop the pair in slot j (the oldest once the buffer is full): zero its row and column
         rinv = jnp.where(keep[:, None] & keep[None, :], aux.rinv, 0.0)
+        # a rejected pair may hold inf or NaN: the scratch slot gets zeros instead, since its
+        # zero row and column in R^-1 cancel it only by multiplication (0 * inf is NaN)
+        s, y = jnp.where(ok, s, 0.0), jnp.where(ok, y, 0.0)
         w = lax.dynamic_update_index_in_dim(aux.w, s, j, 0)
         w = lax.dynamic_update_index_in_dim(w, y, j + m + 1, 0)
         wy = _mm(w, y)  # s_i^T y and y_i^T y for every slot in one product

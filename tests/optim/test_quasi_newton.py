@@ -78,3 +78,30 @@ def test_rejected_pairs_and_reset():
     aux = method.update(aux, jnp.asarray(s), jnp.asarray(y), True)
     d, _ = method.direction(aux, x, jnp.asarray(g))
     np.testing.assert_allclose(np.asarray(d), two_loop([(s, y)], g), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["inf", "nan", "overflow"])
+def test_a_nonfinite_rejected_pair_leaves_no_trace(bad):
+    """A rejected pair goes to the scratch slot, which R^-1 ignores; inf or NaN there (or a
+    y^T y that overflows float32) must not reach the directions."""
+    rng = np.random.default_rng(11)
+    n, m = 6, 3
+    method = LBFGS(m)
+    x = jnp.zeros(n, jnp.float32)
+    aux = method.init(x, x)
+    pairs = []
+    for k in range(4):
+        s, y = random_pair(rng, n)
+        if k == 1:
+            y_bad = {"inf": np.full(n, np.inf), "nan": np.full(n, np.nan),
+                     "overflow": np.full(n, 1e20)}[bad]
+            aux = method.update(aux, jnp.asarray(s, jnp.float32), jnp.asarray(y_bad, jnp.float32),
+                                True)
+        else:
+            aux = method.update(aux, jnp.asarray(s, jnp.float32), jnp.asarray(y, jnp.float32),
+                                True)
+            pairs.append((s, y))
+        g = rng.normal(size=n)
+        d, _ = method.direction(aux, x, jnp.asarray(g, jnp.float32))
+        np.testing.assert_allclose(np.asarray(d), two_loop(pairs[-m:], g), rtol=2e-4,
+                                   atol=1e-5)
