@@ -50,8 +50,9 @@ class Primitive:
         domain: ``domain(*args) -> bool array``: where the derivative exists (open set).
         domain_text: the same in words, for error messages.
         varying_domain: the domain when an argument after the first depends on the variables
-            (``x**y``: its derivative in ``y`` is ``x**y log x``, so a varying exponent needs
-            ``x > 0`` even where ``y`` happens to be an integer); None: ``domain`` throughout.
+            (``base**exponent``: its derivative in the exponent is ``base**exponent log(base)``,
+            so a varying exponent needs ``base > 0`` even where it happens to be an integer);
+            None: ``domain`` throughout.
         varying_domain_text: the same in words.
         dtext: the partials as text templates over the argument names ``{0}``, ``{1}`` and
             the output ``{out}``, for the evaluation trace.
@@ -147,7 +148,8 @@ ROW_LIST: list[Primitive] = [
               sympy=sympy.Pow, jax="numpy.power", domain=_pow_domain,
               domain_text="base > 0 (or an integer exponent and base != 0)",
               varying_domain=lambda x, y: x > 0,
-              varying_domain_text="base > 0 (the exponent varies: d/dy x**y = x**y*log(x))",
+              varying_domain_text="base > 0 (the exponent varies, and the derivative in it is "
+                                  "base**exponent*log(base))",
               dtext=("{1}*{0}**({1} - 1)", "{0}**{1}*log({0})"), flops=10, infix="**",
               ufunc=np.power),
     Primitive("neg", np.negative, (lambda x, out: -1.0,), jax="numpy.negative",

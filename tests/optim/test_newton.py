@@ -77,6 +77,16 @@ def test_vmapped_and_nested_vmapped_newton_equal_one_by_one(method):
 
     nested = jax.jit(jax.vmap(jax.vmap(one)))(starts)
     flat = jax.vmap(one)(starts.reshape(6, 6))
+    # the premise: in some iteration, part of the batch has an indefinite Hessian (shift or
+    # LU fallback) while the rest has a positive definite one
+    definite = []
+    for x0 in starts.reshape(6, 6):
+        r = minimize(rosenbrock, x0, method=method, tol=1e-9, history=True)
+        xs = np.asarray(r.history.x)[: int(r.nit)]
+        definite.append([bool(np.all(np.linalg.eigvalsh(jax.hessian(rosenbrock)(x)) > 0))
+                         for x in xs])
+    first = min(map(len, definite))
+    assert any(len({d[k] for d in definite}) == 2 for k in range(first))
     for i in range(6):
         single = one(starts.reshape(6, 6)[i])
         assert int(single.status) == int(flat.status[i]) == int(nested.status.reshape(6)[i])
