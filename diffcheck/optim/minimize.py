@@ -230,7 +230,8 @@ def _minimize(fun, x0, args, tol, c1, c2, f_lower, *, method, linesearch, maxite
             lambda a: a.astype(flat.dtype), unravel_int(v))
 
     def f_flat(v):
-        return fun(unravel(v), *args)
+        # the solve runs in the dtype of x0: a float64 constant inside fun must not promote f
+        return jnp.asarray(fun(unravel(v), *args)).astype(flat.dtype)
 
     grad_fn = jax.grad(f_flat)
     vg = jax.value_and_grad(f_flat)

@@ -178,3 +178,13 @@ def test_history_jits_and_vmaps():
                                                maxiter=20)))
     res = run(jnp.stack([jnp.zeros(2), jnp.ones(2)]))
     assert res.history.f.shape == (2, 21)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "newton-damped"])
+def test_float64_constants_in_fun_keep_the_solve_in_float32(method):
+    """With x64 on, a float64 constant inside fun would promote f; the solve stays in x0's
+    dtype (a while_loop carry cannot change dtype)."""
+    target = jnp.array([1.0, 2.0], jnp.float64)
+    res = minimize(lambda x: jnp.sum((x - target) ** 2), jnp.zeros(2, jnp.float32), method=method)
+    assert res.x.dtype == res.fun.dtype == res.jac.dtype == jnp.float32
+    assert bool(res.success) and np.allclose(res.x, [1.0, 2.0], atol=1e-5)
