@@ -108,6 +108,17 @@ def test_finite_differences_near_a_kink_trust_the_steps_clear_of_it():
     assert abs(J[0, 0] - 1.0) <= err[0, 0]
 
 
+@pytest.mark.parametrize("x0", [1e6, -3e4, 0.3])
+def test_finite_differences_resolve_unit_scale_functions_far_from_zero(x0):
+    """Steps relative to |x| alone would start at 131072 for x = 1e6 and never get below 64:
+    no use for sin. The ladder is extended to the same finest absolute step as near 0."""
+    f = lambda X: np.stack([np.sin(X[:, 0]) * np.cos(X[:, 1])], axis=1)  # noqa: E731
+    x = np.array([x0, 2.0])
+    J, err = finite.jacobian(f, x)
+    want = [np.cos(x0) * np.cos(2.0), -np.sin(x0) * np.sin(2.0)]
+    assert np.all(np.abs(J[0] - want) <= err[0]) and np.all(err[0] < 1e-6)
+
+
 def test_deep_programs_do_not_recurse():
     from diffcheck.program import Node, Program
 

@@ -29,9 +29,16 @@ Batch = Callable[[np.ndarray], np.ndarray]  # (Q, n) points -> (Q, m) values
 
 
 def steps(x: np.ndarray, levels: int = LEVELS) -> np.ndarray:
-    """Steps ``(levels, n)``: exactly representable offsets relative to |x|."""
-    base = H0 * np.exp2(np.ceil(np.log2(np.maximum(np.abs(x), 1.0))))
-    return base[None, :] / np.exp2(np.arange(levels))[:, None]
+    """Steps ``(K, n)``: exactly representable offsets relative to |x|, each half the previous.
+
+    The ladder starts at ``H0 * 2**ceil(log2 max(|x_i|, 1))``. Where some ``|x_i| > 1`` it is
+    longer than ``levels`` by ``log2`` of the largest such scale, so its finest step is the
+    same absolute ``H0 / 2**(levels - 1)`` as at ``|x| <= 1``: a function that varies on a unit
+    scale far from 0 (``sin(x)`` at ``x = 1e6``) still gets steps short enough to resolve it.
+    """
+    scale = np.exp2(np.ceil(np.log2(np.maximum(np.abs(x), 1.0))))
+    extra = int(np.log2(np.max(scale))) if scale.size else 0
+    return (H0 * scale)[None, :] / np.exp2(np.arange(levels + extra))[:, None]
 
 
 def _amplification(order: int) -> float:
