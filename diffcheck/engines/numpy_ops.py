@@ -443,16 +443,22 @@ cumsum_p = _row("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis),
                 lambda p, t, out, *, axis: np.cumsum(t[0], axis=axis + 1), _cumsum_vjp)
 
 
-@register(np.cumsum)
-def _cumsum(x, axis=None, dtype=None, out=None):
-    if out is not None:
-        raise UnsupportedError("np.cumsum(..., out=...) cannot carry derivatives")
-    if axis is None:
-        x, axis = np.reshape(x, (-1,)), 0
-    y = cumsum_p(x, axis=_axes(axis, len(_shape(x)))[0])
-    return y.astype(dtype) if dtype is not None else y
+def _cumulative(name: str, row: Primitive) -> Callable[..., Any]:
+    """``np.<name>(x, axis=None, dtype=None, out=None)`` on a cumulative row (``axis=None``
+    runs over the flattened array)."""
+
+    def cumulative(x, axis=None, dtype=None, out=None):
+        if out is not None:
+            raise UnsupportedError(f"np.{name}(..., out=...) cannot carry derivatives")
+        if axis is None:
+            x, axis = np.reshape(x, (-1,)), 0
+        y = row(x, axis=_axes(axis, len(_shape(x)))[0])
+        return y.astype(dtype) if dtype is not None else y
+
+    return cumulative
 
 
+_cumsum = register(np.cumsum)(_cumulative("cumsum", cumsum_p))
 register((np.add, "accumulate"))(_ufunc_accumulate(_cumsum))
 
 
@@ -511,16 +517,7 @@ cumprod_p = _row("cumprod", lambda x, *, axis: np.cumprod(x, axis=axis), _cumpro
                  _cumprod_vjp)
 
 
-@register(np.cumprod)
-def _cumprod(x, axis=None, dtype=None, out=None):
-    if out is not None:
-        raise UnsupportedError("np.cumprod(..., out=...) cannot carry derivatives")
-    if axis is None:
-        x, axis = np.reshape(x, (-1,)), 0
-    y = cumprod_p(x, axis=_axes(axis, len(_shape(x)))[0])
-    return y.astype(dtype) if dtype is not None else y
-
-
+_cumprod = register(np.cumprod)(_cumulative("cumprod", cumprod_p))
 register((np.multiply, "accumulate"))(_ufunc_accumulate(_cumprod))
 
 
