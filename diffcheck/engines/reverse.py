@@ -143,6 +143,16 @@ def _owned(c: Any, fresh: bool) -> bool:
     return fresh and type(c) is np.ndarray and c.size >= REUSE_MIN
 
 
+def _deposit(bars: list, mine: list, parent: int, c: Any, fresh: bool) -> None:
+    """Add the contribution ``c`` to ``bars[parent]``; ``fresh``: ``c`` is a new array no
+    one else holds (the walk may write into it later)."""
+    if bars[parent] is None:
+        bars[parent] = c
+        mine[parent] = _owned(c, fresh)
+    else:
+        _accumulate(bars, mine, parent, c)
+
+
 def _accumulate(bars: list, mine: list, parent: int, c: Any) -> None:
     """``bars[parent] += c`` (a second contribution), in place when the walk owns it.
 
@@ -223,11 +233,7 @@ def backward(out: Var, seed: Any = 1.0, *, absolute: bool = False,
                         fresh = True
                     if shape_of(c) != shape:
                         c = unbroadcast(c, shape)
-                    if bars[parent] is None:
-                        bars[parent] = c
-                        mine[parent] = fresh and type(c) is np.ndarray and c.size >= REUSE_MIN
-                    else:
-                        _accumulate(bars, mine, parent, c)
+                    _deposit(bars, mine, parent, c, fresh)
                 if ag is not None:
                     local = _magnitude(payload)
                     if type(local) is float and local == 1.0:
@@ -240,28 +246,14 @@ def backward(out: Var, seed: Any = 1.0, *, absolute: bool = False,
                         fresh = True
                     if shape_of(c) != shape:
                         c = unbroadcast(c, shape)
-                    if abars[parent] is None:
-                        abars[parent] = c
-                        amine[parent] = fresh and type(c) is np.ndarray and c.size >= REUSE_MIN
-                    else:
-                        _accumulate(abars, amine, parent, c)
+                    _deposit(abars, amine, parent, c, fresh)
             else:
                 if g is not None:
                     g_free = False
-                    c = payload(g)
-                    if bars[parent] is None:
-                        bars[parent] = c
-                        mine[parent] = False
-                    else:
-                        _accumulate(bars, mine, parent, c)
+                    _deposit(bars, mine, parent, payload(g), False)
                 if ag is not None:
                     ag_free = False
-                    c = np.abs(payload(ag))
-                    if abars[parent] is None:
-                        abars[parent] = c
-                        amine[parent] = _owned(c, True)
-                    else:
-                        _accumulate(abars, amine, parent, c)
+                    _deposit(abars, amine, parent, np.abs(payload(ag)), True)
         if free:
             bars[i] = abars[i] = None
         if consume:
