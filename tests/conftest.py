@@ -10,6 +10,10 @@ import os
 
 from hypothesis import HealthCheck, settings
 
+# tests never write JAX's persistent compilation cache (diffcheck optimize turns it on);
+# a test that wants it sets DIFFCHECK_CACHE itself
+os.environ["DIFFCHECK_CACHE"] = "off"
+
 settings.register_profile("ci", derandomize=True, deadline=None, max_examples=60,
                           suppress_health_check=[HealthCheck.too_slow], print_blob=True)
 settings.register_profile("dev", deadline=None, max_examples=60,

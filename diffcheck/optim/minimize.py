@@ -1,55 +1,389 @@
-r"""``minimize``: gradient descent, Newton, damped Newton, BFGS and L-BFGS in one ``while_loop``.
+r"""``minimize``: gradient descent, Newton (line search and trust region), BFGS and L-BFGS.
 
-Every method iterates :math:`x_{k+1} = x_k + \alpha_k d_k` with a line search on
-:math:`\psi(\alpha) = f(x_k + \alpha d_k)` and stops when :math:`\|\nabla f(x_k)\|_2 \le`
-``tol``. The whole solve is one ``lax.while_loop`` over a state of arrays, so it jits and
-``jax.vmap`` batches it over starting points (multistart) or over problem data (``args``).
+The line-search methods iterate :math:`x_{k+1} = x_k + \alpha_k d_k` with a line search on
+:math:`\psi(\alpha) = f(x_k + \alpha d_k)`; ``newton-trust`` takes the step that minimises the
+quadratic model in a ball (:mod:`diffcheck.optim.trust`). All stop when
+:math:`\|\nabla f(x_k)\|_2 \le` ``tol``. A solve is one ``lax.while_loop`` over a state of
+arrays, so it jits and ``jax.vmap`` batches it over starting points (multistart) or over
+problem data (``args``). For gd, BFGS and L-BFGS one pass of the loop is one evaluation of
+:math:`f` and :math:`\nabla f`: the line search is a state machine inside the same loop, so a
+batch runs as many passes as its most expensive member needs evaluations, not, at every
+iteration, as many line-search trials as its slowest member.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from diffcheck.optim import compilation
 from diffcheck.optim import linesearch as _ls
 from diffcheck.optim import result as R
-from diffcheck.optim.newton import Newton, has_negative_curvature, symmetric_hessian
+from diffcheck.optim import trust as _trust
+from diffcheck.optim.diagnose import curvature, gradient_agrees
+from diffcheck.optim.newton import Newton, symmetric_hessian
 from diffcheck.optim.quasi_newton import BFGS, LBFGS, Inner, SteepestDescent, first_step
 
-METHODS = ("gd", "newton", "newton-damped", "bfgs", "lbfgs")
+METHODS = ("gd", "newton", "newton-damped", "newton-trust", "bfgs", "lbfgs")
 LINESEARCHES = ("armijo", "wolfe")
+SUBPROBLEMS = ("auto", "exact", "cg")
 _DEFAULT_LS = {"gd": "armijo", "newton": "armijo", "newton-damped": "armijo",
-               "bfgs": "wolfe", "lbfgs": "wolfe"}
+               "bfgs": "wolfe", "lbfgs": "wolfe", "newton-trust": None}
+_NEWTON = ("newton", "newton-damped", "newton-trust")
+EXACT_MAX_N = 200  # newton-trust: Moré–Sorensen up to this n, conjugate gradients above
+DENSE_CHECK_MAX_N = 1024  # the final curvature check forms the Hessian up to this n
 RUNNING = -1
-PENDING = -2  # converged; a Newton method checks the curvature at x in the next pass
+PENDING = -2  # converged; a Newton method checks the curvature at x after the loop
 
 
-class _State(NamedTuple):
-    x: jax.Array
-    f: jax.Array
-    g: jax.Array
-    aux: Any
-    k: jax.Array
-    nfev: jax.Array
-    njev: jax.Array
-    nhev: jax.Array
-    status: jax.Array
-    stall: jax.Array
-    force_sd: jax.Array
-    hist: Any
-    gnorm: Any = None  # ||g||, carried by the gradient methods (Newton recomputes it)
+class _Fns(NamedTuple):
+    """The objective of a flattened problem: value, value and gradient, gradient."""
+
+    value: Callable
+    vg: Callable
+    grad: Callable
 
 
 def _usage(msg: str) -> Exception:
     from diffcheck.errors import UsageError
 
     return UsageError(msg)
+
+
+def _write(hist, k, f, gnorm, step, x, commit=True):
+    """Row ``k`` of the history (unchanged where ``commit`` is false)."""
+    if hist is None:
+        return None
+    new = (f, gnorm, step, x)
+    return R.History(*(h.at[k].set(jnp.where(commit, v, h[k])) for h, v in zip(hist, new,
+                                                                                 strict=True)))
+
+
+def _new_history(maxiter, x, f, gnorm):
+    nan = jnp.full((maxiter + 1,), jnp.nan, x.dtype)
+    xs = jnp.full((maxiter + 1, x.shape[0]), jnp.nan, x.dtype)
+    return _write(R.History(nan, nan, nan, xs), 0, f, gnorm, jnp.nan, x)
+
+
+def _start_status(f0, g0, gnorm0, tol, maxiter, converged):
+    finite = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
+    status = jnp.where(~finite, R.NONFINITE, jnp.where(gnorm0 <= tol, converged, RUNNING))
+    return jnp.where((status == RUNNING) & (maxiter == 0), R.MAXITER, status).astype(jnp.int32)
+
+
+def _floor_of(f0):
+    """The value below which the objective counts as unbounded: 1/eps times its scale below f0."""
+    return f0 - jnp.maximum(jnp.abs(f0), 1.0) / jnp.finfo(f0.dtype).eps
+
+
+def _after_step(f_old, f_new, stall, k, *, eps, tiny, patience, maxiter):
+    """Stall counter and the MAXITER / STAGNATION status after a step from f_old to f_new."""
+    negligible = (f_old - f_new) <= 2.0 * eps * jnp.maximum(jnp.abs(f_old), tiny)
+    stall = jnp.where(negligible, stall + 1, 0)
+    status = jnp.where(k >= maxiter, R.MAXITER, RUNNING)
+    return stall, jnp.where(stall >= patience, R.STAGNATION, status)
+
+
+# -- gd, BFGS, L-BFGS: one flat loop, one evaluation per pass ---------------------------------
+
+# the driver's scalars, packed: value, slope along d, gradient norm, divergence floor
+F, SLOPE, GNORM, FLOOR = range(4)
+# and its integers: iterations, evaluations, stall counter, status, steepest-descent flag
+K, NFEV, STALL, STATUS, SD = range(5)
+
+
+class _Flat(NamedTuple):
+    x: jax.Array  # the current iterate, its gradient, and the search direction
+    g: jax.Array
+    d: jax.Array
+    x_lo: jax.Array  # the best trial point of the current line search, and its gradient
+    g_lo: jax.Array
+    v: jax.Array  # the line search's packed state
+    sc: jax.Array  # F, SLOPE, GNORM, FLOOR
+    ints: jax.Array  # K, NFEV, STALL, STATUS, SD
+    aux: Any
+    hist: Any
+
+
+def _gram(g, step, y):
+    """``||g||`` and the inner products of the pair from one 3 x 3 Gram matrix (on a CPU every
+    separate reduction is a few kernels; the scalar bookkeeping is what costs)."""
+    v = jnp.stack([g, step, y])
+    gram = jnp.matmul(v, v.T, precision="highest")
+    return jnp.sqrt(gram[0, 0]), Inner(gram[1, 1], gram[1, 2], gram[2, 2])
+
+
+def _direction(meth, aux, x, g, gnorm, force_sd):
+    """The method's direction (steepest descent where it is not a descent direction or where
+    ``force_sd``): ``(d, slope g.d, first trial step, steepest-descent flag)``."""
+    d_m, alpha_m = meth.direction(aux, x, g, gnorm)
+    gd_m = jnp.vdot(g, d_m, precision="highest")
+    sd = force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
+    return (jnp.where(sd, -g, d_m), jnp.where(sd, -gnorm**2, gd_m),
+            jnp.where(sd, first_step(g, gnorm), alpha_m), sd)
+
+
+def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
+    dtype = x0.dtype
+    eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
+    f0, g0 = fns.vg(x0)
+    f0, g0 = f0.astype(dtype), g0.astype(dtype)
+    gnorm0 = jnp.linalg.norm(g0)
+    aux0 = meth.init(x0, g0)
+    d0, gd0, a0, sd0 = _direction(meth, aux0, x0, g0, gnorm0, jnp.bool_(True))
+    hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
+    ints = jnp.stack([jnp.int32(0), jnp.int32(1), jnp.int32(0),
+                      _start_status(f0, g0, gnorm0, tol, maxiter, R.SUCCESS), jnp.int32(1)])
+    state = _Flat(x0, g0, d0, x0, g0, _ls.initial_state(f0, gd0, a0),
+                  jnp.stack([f0, gd0, gnorm0, _floor_of(f0)]), ints, aux0, hist)
+
+    def body(s: _Flat) -> _Flat:
+        f, slope = s.sc[F], s.sc[SLOPE]
+        x_t = s.x + s.v[_ls.A] * s.d
+        f_t, g_t = fns.vg(x_t)
+        g_t = g_t.astype(dtype)
+        v, new_lo, done = rule.step(s.v, f, slope, f_t.astype(dtype),
+                                    jnp.vdot(g_t, s.d, precision="highest"))
+        x_lo = jnp.where(new_lo, x_t, s.x_lo)
+        g_lo = jnp.where(new_lo, g_t, s.g_lo)
+        ok = done & _ls.ok(v)
+        # the point after this pass: the search's answer if it ended well, else unchanged
+        x = jnp.where(ok, x_lo, s.x)
+        g = jnp.where(ok, g_lo, s.g)
+        f_new = jnp.where(ok, v[_ls.LO_F], f)
+        step, y = x - s.x, g - s.g
+        gnorm, inner = _gram(g, step, y)
+        sd = s.ints[SD] > 0
+        aux = meth.update(meth.reset(s.aux, sd & ok), step, y, ok, inner)
+        # a failed quasi-Newton search is retried along -g; a failed steepest-descent search
+        # ends the solve (the diagnosis after the loop says why)
+        d, gd, a0, sd_next = _direction(meth, aux, x, g, gnorm, done & ~ok & ~sd)
+        k = s.ints[K] + done.astype(jnp.int32)
+        stall, status = _after_step(f, f_new, s.ints[STALL], k, eps=eps, tiny=tiny,
+                                    patience=patience, maxiter=maxiter)
+        status = jnp.where(~ok & sd, R.LINESEARCH_FAILED, status)
+        status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
+        status = jnp.where(ok & (f_new < s.sc[FLOOR]), R.UNBOUNDED, status)
+        ints = jnp.stack([k, s.ints[NFEV] + 1, jnp.where(done, stall, s.ints[STALL]),
+                          jnp.where(done, status, RUNNING),
+                          jnp.where(done, sd_next, sd).astype(jnp.int32)])
+        sc = jnp.stack([f_new, jnp.where(done, gd, slope), gnorm, s.sc[FLOOR]])
+        hist = _write(s.hist, k, f_new, gnorm, jnp.sqrt(inner.ss), x, done) if history else None
+        return _Flat(x, g, jnp.where(done, d, s.d), jnp.where(done, x, x_lo),
+                     jnp.where(done, g, g_lo),
+                     jnp.where(done, _ls.initial_state(f_new, gd, a0), v), sc, ints, aux, hist)
+
+    s = lax.while_loop(lambda s: s.ints[STATUS] == RUNNING, body, state)
+    status = _diagnose_failure(fns, s.x, s.ints[STATUS])
+    return s.x, s.sc[F], s.g, s.ints[K], s.ints[NFEV], s.ints[NFEV], jnp.int32(0), status, s.hist
+
+
+def _diagnose_failure(fns, x, status):
+    """A failed steepest-descent search: STAGNATION where the gradient agrees with the function
+    to working precision, LINESEARCH_FAILED where the function contradicts it."""
+    failed = status == R.LINESEARCH_FAILED
+    agrees = lax.cond(failed, lambda: gradient_agrees(fns.value, fns.grad, x),
+                      lambda: jnp.bool_(False))
+    return jnp.where(failed & agrees, R.STAGNATION, status).astype(jnp.int32)
+
+
+def _stationary_status(h, status):
+    """PENDING (converged) becomes SUCCESS, SADDLE or DEGENERATE by the curvature of ``h``."""
+    negative, singular = curvature(h)
+    decided = jnp.where(negative, R.SADDLE, jnp.where(singular, R.DEGENERATE, R.SUCCESS))
+    return jnp.where(status == PENDING, decided, status).astype(jnp.int32)
+
+
+# -- Newton and damped Newton: a line search per iteration --------------------------------
+
+
+class _NewtonState(NamedTuple):
+    x: jax.Array
+    f: jax.Array
+    g: jax.Array
+    k: jax.Array
+    nfev: jax.Array
+    nhev: jax.Array
+    status: jax.Array
+    stall: jax.Array
+    force_sd: jax.Array
+    hist: Any
+
+
+def _solve_newton(fns, meth, rule, x0, tol, *, maxiter, history, patience):
+    """Newton and damped Newton; the curvature at the answer is checked once, after the loop."""
+    dtype = x0.dtype
+    eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
+    f0, g0 = fns.vg(x0)
+    f0, g0 = f0.astype(dtype), g0.astype(dtype)
+    gnorm0 = jnp.linalg.norm(g0)
+    floor = _floor_of(f0)
+    hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
+    state = _NewtonState(x0, f0, g0, jnp.int32(0), jnp.int32(1), jnp.int32(0),
+                         _start_status(f0, g0, gnorm0, tol, maxiter, PENDING), jnp.int32(0),
+                         jnp.bool_(False), hist)
+
+    def body(s: _NewtonState) -> _NewtonState:
+        h = meth.hess(s.x).astype(dtype)
+        d_m, info = meth.direction_with_hessian(h, s.g)
+        h_bad = info.singular | info.nonfinite
+        gd_m = jnp.vdot(s.g, d_m)
+        use_sd = s.force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
+        d = jnp.where(use_sd, -s.g, d_m)
+        alpha0 = jnp.where(use_sd, first_step(s.g), jnp.ones((), dtype))
+        ls = _ls.search(fns.vg, rule, s.x, s.f, s.g, d, alpha0)
+        ok = ls.ok & ~h_bad
+        x = jnp.where(ok, ls.x, s.x)
+        f = jnp.where(ok, ls.f, s.f)
+        g = jnp.where(ok, ls.g.astype(dtype), s.g)
+        gnorm = jnp.linalg.norm(g)
+        k = jnp.where(h_bad, s.k, s.k + 1)
+        stall, status = _after_step(s.f, f, s.stall, k, eps=eps, tiny=tiny, patience=patience,
+                                    maxiter=maxiter)
+        status = jnp.where(~ok & use_sd, R.LINESEARCH_FAILED, status)
+        status = jnp.where(ok & (gnorm <= tol), PENDING, status)
+        status = jnp.where(ok & (f < floor), R.UNBOUNDED, status)
+        status = jnp.where(h_bad, jnp.where(info.nonfinite, R.NONFINITE, R.SINGULAR), status)
+        hist = s.hist
+        if history:
+            snorm = jnp.where(ok, jnp.linalg.norm(ls.x - s.x), 0.0)
+            hist = _write(s.hist, k, f, gnorm, snorm, x, ~h_bad)
+        return _NewtonState(x, f, g, k, jnp.where(h_bad, s.nfev, s.nfev + ls.nfev), s.nhev + 1,
+                            status.astype(jnp.int32), jnp.where(h_bad, s.stall, stall),
+                            ~ok & ~use_sd & ~h_bad, hist)
+
+    s = lax.while_loop(lambda s: s.status == RUNNING, body, state)
+    status = _diagnose_failure(fns, s.x, s.status)
+    pending = status == PENDING
+    status = lax.cond(pending, lambda: _stationary_status(meth.hess(s.x).astype(dtype), status),
+                      lambda: status)
+    return (s.x, s.f, s.g, s.k, s.nfev, s.nfev, s.nhev + pending.astype(jnp.int32), status,
+            s.hist)
+
+
+# -- Newton in a trust region -------------------------------------------------------------
+
+
+class _TrustState(NamedTuple):
+    x: jax.Array
+    f: jax.Array
+    g: jax.Array
+    h: jax.Array  # the Hessian at x (exact subproblem), or an empty array (conjugate gradients)
+    radius: jax.Array
+    k: jax.Array
+    nfev: jax.Array
+    nhev: jax.Array
+    status: jax.Array
+    stall: jax.Array
+    hist: Any
+
+
+def _hvp(grad, x):
+    return lambda v: jax.jvp(grad, (x,), (v,))[1]
+
+
+def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, exact, eta=0.1):
+    r"""Trust-region Newton (Nocedal & Wright Algorithm 4.1, :math:`\eta = 0.1`): one trial point
+    per iteration; the radius starts at 1 (SciPy's default: on the MGH set a radius scaled by
+    :math:`\|x_0\|` leads into far-away valleys more often) and is capped at
+    :math:`10^{10} \max(1, \|x_0\|_\infty)`."""
+    dtype = x0.dtype
+    eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
+    f0, g0 = fns.vg(x0)
+    f0, g0 = f0.astype(dtype), g0.astype(dtype)
+    gnorm0 = jnp.linalg.norm(g0)
+    floor = _floor_of(f0)
+    hessian = (lambda x: hess(x).astype(dtype)) if exact else (lambda x: jnp.zeros((0,), dtype))
+    h0 = hessian(x0)
+    scale = jnp.max(jnp.abs(x0), initial=1.0)
+
+    def converged(g, h):
+        """||g|| <= tol, and (exact subproblem) no negative curvature left to follow."""
+        small = jnp.linalg.norm(g) <= tol
+        if not exact:
+            return small
+        return small & ~lax.cond(small, lambda: curvature(h)[0], lambda: jnp.bool_(False))
+
+    status0 = _start_status(f0, g0, gnorm0, tol, maxiter, PENDING)
+    status0 = jnp.where((status0 == PENDING) & ~converged(g0, h0), RUNNING, status0)
+    status0 = jnp.where(jnp.all(jnp.isfinite(h0)), status0, R.NONFINITE).astype(jnp.int32)
+    hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
+    state = _TrustState(x0, f0, g0, h0, jnp.ones((), dtype), jnp.int32(0), jnp.int32(1),
+                        jnp.int32(int(exact)), status0, jnp.int32(0), hist)
+
+    def body(s: _TrustState) -> _TrustState:
+        if exact:
+            step = _trust.more_sorensen(s.h, s.g, s.radius)
+        else:
+            step = _trust.steihaug(jax.linearize(fns.grad, s.x)[1], s.g, s.radius)
+        x_t = s.x + step.p
+        f_t, g_t = fns.vg(x_t)
+        f_t, g_t = f_t.astype(dtype), g_t.astype(dtype)
+        finite = jnp.isfinite(f_t) & jnp.all(jnp.isfinite(g_t))
+        rho = jnp.where(finite & (step.decrease > 0),
+                        (s.f - f_t) / jnp.where(step.decrease > 0, step.decrease, 1.0), -jnp.inf)
+        pnorm = jnp.linalg.norm(step.p)
+        radius = jnp.where(rho < 0.25, 0.25 * pnorm,
+                           jnp.where((rho > 0.75) & step.boundary,
+                                     jnp.minimum(2.0 * s.radius, 1e10 * scale), s.radius))
+        accept = rho > eta
+        x = jnp.where(accept, x_t, s.x)
+        f = jnp.where(accept, f_t, s.f)
+        g = jnp.where(accept, g_t, s.g)
+        h = lax.cond(accept, hessian, lambda _: s.h, x) if exact else s.h
+        gnorm = jnp.linalg.norm(g)
+        k = s.k + 1
+        # rejected steps only shrink the region: stagnation counts accepted steps
+        stall, _ = _after_step(s.f, f, s.stall, k, eps=eps, tiny=tiny, patience=patience,
+                               maxiter=maxiter)
+        stall = jnp.where(accept, stall, s.stall)
+        status = jnp.where(stall >= patience, R.STAGNATION,
+                           jnp.where(k >= maxiter, R.MAXITER, RUNNING))
+        # the region shrank below the resolution of x: no decrease is possible from here
+        collapsed = radius <= 10.0 * eps * jnp.maximum(jnp.max(jnp.abs(x)), tiny)
+        status = jnp.where(collapsed & ~accept, R.LINESEARCH_FAILED, status)
+        status = jnp.where(accept & converged(g, h), PENDING, status)
+        status = jnp.where(accept & (f < floor), R.UNBOUNDED, status)
+        status = jnp.where(jnp.all(jnp.isfinite(h)), status, R.NONFINITE)
+        hist = _write(s.hist, k, f, gnorm, jnp.where(accept, pnorm, 0.0), x) if history else None
+        return _TrustState(x, f, g, h, radius, k, s.nfev + 1,
+                           s.nhev + (accept.astype(jnp.int32) if exact else 0),
+                           status.astype(jnp.int32), stall, hist)
+
+    s = lax.while_loop(lambda s: s.status == RUNNING, body, state)
+    status = _diagnose_failure(fns, s.x, s.status)
+    pending = status == PENDING
+    if exact:
+        status = _stationary_status(s.h, status)
+        nhev = s.nhev
+    else:
+        status = lax.cond(pending, lambda: _stationary_status(_final_hessian(fns, hess, s.x),
+                                                              status), lambda: status)
+        nhev = s.nhev + pending.astype(jnp.int32)
+    return s.x, s.f, s.g, s.k, s.nfev, s.nfev, nhev, status, s.hist
+
+
+def _final_hessian(fns, hess, x):
+    """The Hessian for the final curvature check; for very large ``n`` a diagonal stand-in
+    built from the curvature along ``g`` (the check then only sees that direction)."""
+    if x.shape[0] <= DENSE_CHECK_MAX_N:
+        return hess(x).astype(x.dtype)
+    g = fns.grad(x)
+    u = g / jnp.maximum(jnp.linalg.norm(g), jnp.finfo(x.dtype).tiny)
+    c = jnp.vdot(u, _hvp(fns.grad, x)(u))
+    return c * jnp.eye(1, dtype=x.dtype)
+
+
+# -- the jitted solve and the public entry --------------------------------------------------
 
 
 def _make_method(name: str, grad_fn, m: int):
@@ -62,166 +396,34 @@ def _make_method(name: str, grad_fn, m: int):
     return Newton(symmetric_hessian(grad_fn), damped=name == "newton-damped")
 
 
-def _write(hist, k, f, gnorm, step, x):
-    if hist is None:
-        return None
-    return R.History(hist.f.at[k].set(f), hist.gnorm.at[k].set(gnorm),
-                     hist.step.at[k].set(step), hist.x.at[k].set(x))
-
-
-def _new_history(maxiter, x, f, gnorm):
-    nan = jnp.full((maxiter + 1,), jnp.nan, x.dtype)
-    xs = jnp.full((maxiter + 1, x.shape[0]), jnp.nan, x.dtype)
-    return _write(R.History(nan, nan, nan, xs), 0, f, gnorm, jnp.nan, x)
-
-
-def _initial_state(vg, x0, tol, maxiter, history, aux, pending_status):
-    dtype = x0.dtype
-    f0, g0 = vg(x0)
-    f0 = f0.astype(dtype)
-    g0 = g0.astype(dtype)
-    gnorm0 = jnp.linalg.norm(g0)
-    finite0 = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
-    status0 = jnp.where(~finite0, R.NONFINITE,
-                        jnp.where(gnorm0 <= tol, pending_status, RUNNING))
-    status0 = jnp.where((status0 == RUNNING) & (maxiter == 0), R.MAXITER, status0)
-    hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
-    return _State(x0, f0, g0, aux(x0, g0), jnp.int32(0), jnp.int32(1), jnp.int32(1),
-                  jnp.int32(0), jnp.int32(status0), jnp.int32(0), jnp.bool_(False), hist)
-
-
-def _progress(s, f, eps, tiny, patience, maxiter, k):
-    """Stall counter and the MAXITER / STAGNATION status after a step to ``f``."""
-    negligible = (s.f - f) <= 2.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
-    stall = jnp.where(negligible, s.stall + 1, 0)
-    status = jnp.where(k >= maxiter, R.MAXITER, RUNNING)
-    status = jnp.where(stall >= patience, R.STAGNATION, status)
-    return stall, status
-
-
-def _solve_flat(vg, grad_fn, x0, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m,
-                history, patience):
+def _solve_flat(fns, x0, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m, history,
+                patience, subproblem):
     dtype = x0.dtype
     tol = jnp.asarray(tol, dtype)
-    meth = _make_method(method, grad_fn, m)
-    if linesearch == "wolfe":
-        search = functools.partial(_ls.wolfe, vg, c1=c1, c2=c2)
+    opts = dict(maxiter=maxiter, history=history, patience=patience)
+    if method == "newton-trust":
+        exact = subproblem == "exact" or (subproblem == "auto" and x0.shape[0] <= EXACT_MAX_N)
+        out = _solve_trust(fns, symmetric_hessian(fns.grad), x0, tol, exact=exact, **opts)
     else:
-        search = functools.partial(_ls.armijo, vg, c1=c1)
-    solve = _solve_newton if meth.needs_hessian else _solve_gradient
-    s = solve(vg, meth, search, x0, tol, maxiter=maxiter, history=history, patience=patience)
+        meth = _make_method(method, fns.grad, m)
+        rule = _ls.Wolfe(c1, c2) if linesearch == "wolfe" else _ls.Armijo(c1)
+        solve = _solve_newton if meth.needs_hessian else _solve_gradient
+        out = solve(fns, meth, rule, x0, tol, **opts)
+    x, f, g, nit, nfev, njev, nhev, status, hist = out
     f_lower = jnp.asarray(f_lower, dtype)
     eps = jnp.finfo(dtype).eps
-    above = jnp.isfinite(f_lower) & (
-        s.f > f_lower + jnp.sqrt(eps) * jnp.maximum(1.0, jnp.abs(f_lower)))
-    status = jnp.where((s.status == R.SUCCESS) & above, R.LOCAL_MINIMUM, s.status)
-    return s, status
+    slack = jnp.sqrt(eps) * jnp.maximum(1.0, jnp.abs(f_lower))
+    above = jnp.isfinite(f_lower) & (f > f_lower + slack)
+    at_bound = jnp.isfinite(f_lower) & ~above
+    # converged above the known bound: a local minimum; at the bound, a degenerate point is
+    # still the global minimum
+    status = jnp.where((status == R.SUCCESS) & above, R.LOCAL_MINIMUM, status)
+    status = jnp.where((status == R.DEGENERATE) & at_bound, R.SUCCESS, status)
+    return x, f, g, nit, nfev, njev, nhev, status.astype(jnp.int32), hist
 
 
-def _cond(s: _State):
-    return s.status == RUNNING
-
-
-def _solve_gradient(vg, meth, search, x0, tol, *, maxiter, history, patience):
-    """Steepest descent, BFGS, L-BFGS: a lean loop body (one line search, one history update).
-
-    All inner products an iteration needs after the line search (``||g||``, ``s^T s``,
-    ``s^T y``, ``y^T y``) come from one 3 x 3 Gram matrix: on a CPU every reduction is a few
-    separate kernels, and the scalar bookkeeping, not the arithmetic, is what costs.
-    """
-    dtype = x0.dtype
-    eps = jnp.finfo(dtype).eps
-    tiny = jnp.finfo(dtype).tiny
-    state = _initial_state(vg, x0, tol, maxiter, history, meth.init, R.SUCCESS)
-    state = state._replace(gnorm=jnp.linalg.norm(state.g))
-
-    def body(s: _State) -> _State:
-        d_m, alpha_m = meth.direction(s.aux, s.x, s.g, s.gnorm)
-        gd_m = jnp.vdot(s.g, d_m, precision="highest")
-        use_sd = s.force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
-        d = jnp.where(use_sd, -s.g, d_m)
-        gd = jnp.where(use_sd, -s.gnorm**2, gd_m)
-        alpha0 = jnp.where(use_sd, first_step(s.g, s.gnorm), alpha_m)
-        ls = search(s.x, s.f, s.g, d, alpha0, d0=gd)
-        ok = ls.ok
-        # a failed search returns the start point: x, f, g are unchanged and step = 0
-        x, f, g = ls.x, ls.f, ls.g
-        step = x - s.x
-        y = g - s.g
-        v = jnp.stack([g, step, y])
-        gram = jnp.matmul(v, v.T, precision="highest")
-        gnorm = jnp.sqrt(gram[0, 0])
-        inner = Inner(gram[1, 1], gram[1, 2], gram[2, 2])
-        aux = meth.update(meth.reset(s.aux, use_sd & ok), step, y, ok, inner)
-        k = s.k + 1
-        stall, status = _progress(s, f, eps, tiny, patience, maxiter, k)
-        predicted = jnp.abs(alpha0 * gd)
-        at_floor = predicted <= 100.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
-        failed = ~ok & use_sd
-        status = jnp.where(failed, jnp.where(at_floor, R.STAGNATION, R.LINESEARCH_FAILED), status)
-        status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
-        hist = s.hist
-        if history:
-            hist = _write(s.hist, k, f, gnorm, jnp.sqrt(inner.ss), x)
-        return _State(x, f, g, aux, k, s.nfev + ls.nfev, s.njev + ls.nfev, s.nhev,
-                      status.astype(jnp.int32), stall, ~ok & ~use_sd, hist, gnorm)
-
-    return lax.while_loop(_cond, body, state)
-
-
-def _solve_newton(vg, meth, search, x0, tol, *, maxiter, history, patience):
-    """Newton and damped Newton; the curvature (saddle) check runs once, after the loop."""
-    dtype = x0.dtype
-    eps = jnp.finfo(dtype).eps
-    tiny = jnp.finfo(dtype).tiny
-    state = _initial_state(vg, x0, tol, maxiter, history, meth.init, PENDING)
-
-    def body(s: _State) -> _State:
-        h = meth.hess(s.x).astype(dtype)
-        d_m, info = meth.direction_with_hessian(h, s.g)
-        h_bad = info.singular | info.nonfinite
-        gd_m = jnp.vdot(s.g, d_m)
-        use_sd = s.force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
-        d = jnp.where(use_sd, -s.g, d_m)
-        alpha0 = jnp.where(use_sd, first_step(s.g), jnp.ones((), dtype))
-        ls = search(s.x, s.f, s.g, d, alpha0)
-        ok = ls.ok & ~h_bad
-        x = jnp.where(ok, ls.x, s.x)
-        f = jnp.where(ok, ls.f, s.f)
-        g = jnp.where(ok, ls.g, s.g)
-        gnorm = jnp.linalg.norm(g)
-        k = jnp.where(h_bad, s.k, s.k + 1)
-        stall, status = _progress(s, f, eps, tiny, patience, maxiter, k)
-        predicted = jnp.abs(alpha0 * jnp.vdot(s.g, d))
-        at_floor = predicted <= 100.0 * eps * jnp.maximum(jnp.abs(s.f), tiny)
-        failed = ~ok & use_sd
-        status = jnp.where(failed, jnp.where(at_floor, R.STAGNATION, R.LINESEARCH_FAILED), status)
-        status = jnp.where(ok & (gnorm <= tol), PENDING, status)
-        status = jnp.where(h_bad, jnp.where(info.nonfinite, R.NONFINITE, R.SINGULAR), status)
-        hist = s.hist
-        if history:
-            snorm = jnp.where(ok, jnp.linalg.norm(ls.x - s.x), 0.0)
-            new = _write(s.hist, k, f, gnorm, snorm, x)
-            hist = jax.tree.map(lambda a, b: jnp.where(h_bad, b, a), new, s.hist)
-        return _State(x, f, g, s.aux, k, jnp.where(h_bad, s.nfev, s.nfev + ls.nfev),
-                      jnp.where(h_bad, s.njev, s.njev + ls.nfev), s.nhev + 1,
-                      status.astype(jnp.int32), jnp.where(h_bad, s.stall, stall),
-                      ~ok & ~use_sd & ~h_bad, hist)
-
-    s = lax.while_loop(_cond, body, state)
-    # converged (PENDING): one Hessian at x decides between SUCCESS and SADDLE
-    pending = s.status == PENDING
-    saddle = lax.cond(pending, lambda x: has_negative_curvature(meth.hess(x).astype(dtype)),
-                      lambda x: jnp.bool_(False), s.x)
-    status = jnp.where(pending, jnp.where(saddle, R.SADDLE, R.SUCCESS), s.status)
-    return s._replace(status=status.astype(jnp.int32),
-                      nhev=s.nhev + pending.astype(jnp.int32))
-
-
-@functools.partial(jax.jit, static_argnames=("fun", "method", "linesearch", "maxiter", "m",
-                                             "history", "patience"))
-def _minimize(fun, x0, args, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m, history,
-              patience):
+def _minimize_impl(x0, args, tol, c1, c2, f_lower, *, fun, method, linesearch, maxiter, m,
+                   history, patience, subproblem):
     flat, unravel = ravel_pytree(x0)
     if not jnp.issubdtype(flat.dtype, jnp.floating):
         flat = flat.astype(jnp.result_type(float))
@@ -229,22 +431,47 @@ def _minimize(fun, x0, args, tol, c1, c2, f_lower, *, method, linesearch, maxite
         unravel = lambda v: jax.tree.map(  # noqa: E731
             lambda a: a.astype(flat.dtype), unravel_int(v))
 
-    def f_flat(v):
+    def value(v):
         # the solve runs in the dtype of x0: a float64 constant inside fun must not promote f
         return jnp.asarray(fun(unravel(v), *args)).astype(flat.dtype)
 
-    grad_fn = jax.grad(f_flat)
-    vg = jax.value_and_grad(f_flat)
-    s, status = _solve_flat(vg, grad_fn, flat, tol, c1, c2, f_lower, method=method,
-                            linesearch=linesearch, maxiter=maxiter, m=m, history=history,
-                            patience=patience)
-    return R.OptimizeResult(unravel(s.x), s.f, unravel(s.g), s.k, s.nfev, s.njev, s.nhev,
-                            status == R.SUCCESS, status, s.hist)
+    fns = _Fns(value, jax.value_and_grad(value), jax.grad(value))
+    x, f, g, nit, nfev, njev, nhev, status, hist = _solve_flat(
+        fns, flat, tol, c1, c2, f_lower, method=method, linesearch=linesearch, maxiter=maxiter,
+        m=m, history=history, patience=patience, subproblem=subproblem)
+    return R.OptimizeResult(unravel(x), f, unravel(g), nit, nfev, njev, nhev,
+                            status == R.SUCCESS, status, hist)
+
+
+_STATIC = ("fun", "method", "linesearch", "maxiter", "m", "history", "patience", "subproblem")
+
+
+@functools.cache
+def _jitted(options: tuple) -> Callable:
+    return jax.jit(_minimize_impl, static_argnames=_STATIC, compiler_options=dict(options))
 
 
 def _check_float(name, value, lo, hi):
     if isinstance(value, int | float) and not lo < value < hi:
         raise _usage(f"{name} must lie in ({lo}, {hi}), got {value}")
+
+
+def _as_start(x0: Any) -> Any:
+    """A list or tuple of plain numbers (possibly nested) is one array, not a pytree of scalars;
+    a float64 NumPy start while JAX's x64 mode is off is solved in float32, with a warning."""
+    if isinstance(x0, list | tuple) and x0 and all(
+            isinstance(v, numbers.Number) for v in jax.tree.leaves(x0)):
+        x0 = np.asarray(x0, dtype=float)
+        if not jax.config.jax_enable_x64:
+            x0 = x0.astype(np.float32)
+    if not jax.config.jax_enable_x64 and any(
+            isinstance(a, np.ndarray | np.floating) and a.dtype == np.float64
+            for a in jax.tree.leaves(x0)):
+        warnings.warn(
+            "x0 is float64 but JAX's x64 mode is off, so the solve runs in float32 (default "
+            "tol 1e-3). Call jax.config.update('jax_enable_x64', True) first for a float64 "
+            "solve, or pass a float32 x0 to silence this warning.", UserWarning, stacklevel=3)
+    return x0
 
 
 def minimize(
@@ -262,46 +489,65 @@ def minimize(
     history: bool = False,
     f_lower: float | None = None,
     patience: int = 20,
+    subproblem: str = "auto",
 ) -> R.OptimizeResult:
     r"""Minimise a scalar JAX-traceable function.
 
     Methods (``d_k`` the direction, then a line search picks :math:`\alpha_k`):
 
     * ``"gd"``: steepest descent :math:`d = -\nabla f` (Barzilai–Borwein first trial step).
-    * ``"newton"``: :math:`H d = -\nabla f`; converges quadratically near a strong minimum,
-      stops with status ``SINGULAR`` on an exactly singular Hessian.
+    * ``"newton"``: :math:`H d = -\nabla f` (the lecture's form); converges quadratically near
+      a strong minimum, stops with status ``SINGULAR`` on an exactly singular Hessian and
+      falls back to :math:`-\nabla f` where the Newton direction does not descend.
     * ``"newton-damped"``: modified Cholesky :math:`(H + \tau I) d = -\nabla f`, a descent
       direction also where :math:`H` is indefinite (non-convex problems).
+    * ``"newton-trust"``: no line search; the step minimises the quadratic model in a trust
+      region (Moré–Sorensen on the Hessian for ``n <= 200``, Steihaug–Toint conjugate
+      gradients on Hessian-vector products above; ``subproblem`` chooses), so singular and
+      indefinite Hessians are handled and saddles are left along negative curvature.
     * ``"bfgs"``: dense inverse-Hessian quasi-Newton update.
     * ``"lbfgs"``: limited memory, the last ``m`` pairs (two-loop recursion in compact form).
 
     Line searches: ``"armijo"`` (backtracking, ``0 < c1 < 1/2``; default for gd and Newton)
     and ``"wolfe"`` (strong Wolfe with zoom, ``c1 < c2 < 1``; default for BFGS and L-BFGS).
 
-    Honesty: ``success`` is true only when :math:`\|\nabla f(x)\|_2 \le` ``tol`` (and, for the
-    Newton methods, :math:`\nabla^2 f(x)` has no negative curvature). Otherwise ``status`` says
-    why it stopped: ``MAXITER``, ``LINESEARCH_FAILED``, ``NONFINITE`` (NaN/inf at ``x0`` or in
-    the Hessian; non-finite trial points only shrink the step), ``STAGNATION`` (``patience``
-    iterations without a decrease above rounding, or a failed line search whose predicted
-    decrease is at the noise floor, e.g. float32), ``SINGULAR``, ``SADDLE`` (Newton methods at
-    a point with negative curvature) and ``LOCAL_MINIMUM`` (converged, but ``f`` is above the
-    known lower bound ``f_lower``, e.g. ``f_lower=0`` for a sum of squares).
+    Honesty: ``success`` is true only when :math:`\|\nabla f(x)\|_2 \le` ``tol`` and, for the
+    Newton methods, the Hessian at ``x`` is positive definite by a margin. Otherwise
+    ``status`` says why it stopped: ``MAXITER``; ``LINESEARCH_FAILED`` (no step along
+    :math:`-\nabla f` decreases ``f`` and finite differences of ``f`` contradict the
+    gradient); ``STAGNATION`` (``patience`` iterations without a decrease above rounding, or
+    no decrease possible although the gradient agrees with ``f``: the floating-point floor,
+    e.g. float32); ``NONFINITE`` (NaN/inf at ``x0`` or in the Hessian; non-finite trial points
+    only shrink the step); ``SINGULAR`` (plain Newton's Hessian is exactly singular);
+    ``SADDLE`` (negative curvature at the answer); ``DEGENERATE`` (a Newton method converged
+    where the Hessian, scaled to a unit diagonal, is singular: a flat region, a degenerate
+    point or a minimum at infinity); ``UNBOUNDED`` (``f`` fell more than 1/eps times its
+    scale below ``f(x0)``); ``LOCAL_MINIMUM`` (converged, but ``f`` is above the known lower
+    bound ``f_lower``, e.g. ``f_lower=0`` for a sum of squares).
 
     Args:
         fun: ``fun(x, *args) -> scalar``, JAX-traceable; ``x`` has ``x0``'s pytree structure.
-        x0: starting point, an array or a pytree of arrays; float32 and float64 are kept.
-        method: one of ``"gd"``, ``"newton"``, ``"newton-damped"``, ``"bfgs"``, ``"lbfgs"``.
+        x0: starting point, an array or a pytree of arrays; float32 and float64 are kept. A
+            list of numbers is one array. A float64 NumPy array while JAX's x64 mode is off
+            runs in float32, with a warning.
+        method: one of ``"gd"``, ``"newton"``, ``"newton-damped"``, ``"newton-trust"``,
+            ``"bfgs"``, ``"lbfgs"``.
         tol: bound on the 2-norm of the gradient; default ``1e-5`` (float64) / ``1e-3``
             (float32).
-        maxiter: iteration budget; default 10000 for ``gd``, 200 for Newton, 1000 otherwise.
-        linesearch: ``"armijo"`` or ``"wolfe"``; default per method, see above.
+        maxiter: iteration budget; default 10000 for ``gd``, 200 for ``newton`` and
+            ``newton-damped``, 1000 otherwise (``newton-trust`` counts rejected steps too).
+        linesearch: ``"armijo"`` or ``"wolfe"``; default per method, see above (not for
+            ``newton-trust``).
         c1, c2: the Armijo and curvature constants.
         m: L-BFGS memory.
         args: extra arguments of ``fun`` (traced, so ``vmap`` can batch problem data).
         history: record ``f``, ``||g||``, the step length and the iterate per iteration into
             ``result.history`` (fixed ``maxiter + 1`` rows, NaN past ``nit``).
-        f_lower: a known lower bound of ``f``; converging above it reports ``LOCAL_MINIMUM``.
+        f_lower: a known lower bound of ``f``; converging above it reports ``LOCAL_MINIMUM``,
+            reaching it certifies the minimum even where the Hessian is degenerate.
         patience: iterations without progress before ``STAGNATION``.
+        subproblem: ``newton-trust``'s step: ``"exact"`` (Moré–Sorensen), ``"cg"``
+            (Steihaug–Toint) or ``"auto"`` (exact up to n = 200).
 
     Returns:
         :class:`OptimizeResult` (x, fun, jac, nit, nfev, njev, nhev, success, status,
@@ -317,9 +563,13 @@ def minimize(
     """
     if method not in METHODS:
         raise _usage(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "newton-trust" and linesearch is not None:
+        raise _usage("newton-trust takes no line search (its steps come from a trust region)")
     linesearch = linesearch or _DEFAULT_LS[method]
-    if linesearch not in LINESEARCHES:
+    if method != "newton-trust" and linesearch not in LINESEARCHES:
         raise _usage(f"unknown line search {linesearch!r}; choose 'armijo' or 'wolfe'")
+    if subproblem not in SUBPROBLEMS:
+        raise _usage(f"unknown subproblem {subproblem!r}; choose one of {', '.join(SUBPROBLEMS)}")
     _check_float("c1", c1, 0.0, 0.5)
     if isinstance(c1, int | float) and isinstance(c2, int | float) and not c1 < c2 < 1:
         raise _usage(f"c2 must lie in (c1, 1) = ({c1}, 1), got {c2}")
@@ -327,6 +577,7 @@ def minimize(
         maxiter = {"gd": 10000, "newton": 200, "newton-damped": 200}.get(method, 1000)
     if int(maxiter) < 0 or int(m) < 1 or int(patience) < 1:
         raise _usage("maxiter must be >= 0, m and patience >= 1")
+    x0 = _as_start(x0)
     if tol is None:
         leaves = jax.tree.leaves(x0)
         single = bool(leaves) and all(jnp.result_type(a) == jnp.float32 for a in leaves)
@@ -334,6 +585,14 @@ def minimize(
     if isinstance(tol, int | float) and not tol >= 0:
         raise _usage(f"tol must be >= 0, got {tol}")
     f_lower = -jnp.inf if f_lower is None else f_lower
-    return _minimize(fun, x0, tuple(args), tol, c1, c2, f_lower, method=method,
-                     linesearch=linesearch, maxiter=int(maxiter), m=int(m),
-                     history=bool(history), patience=int(patience))
+    static = dict(fun=fun, method=method, linesearch=linesearch, maxiter=int(maxiter), m=int(m),
+                  history=bool(history), patience=int(patience), subproblem=subproblem)
+    operands = (x0, tuple(args), tol, c1, c2, f_lower)
+    if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(operands)):
+        return _jitted(())(*operands, **static)  # inside jit or vmap: the outer jit compiles
+    try:
+        return _jitted(compilation.compiler_options())(*operands, **static)
+    except ValueError as exc:  # inside a jit whose trace reaches only fun, not x0
+        if "compiler_options" not in str(exc):
+            raise
+        return _jitted(())(*operands, **static)

@@ -18,27 +18,53 @@ STAGNATION = 4
 SINGULAR = 5
 SADDLE = 6
 LOCAL_MINIMUM = 7
+UNBOUNDED = 8
+DEGENERATE = 9
+
+NAMES = {SUCCESS: "SUCCESS", MAXITER: "MAXITER", LINESEARCH_FAILED: "LINESEARCH_FAILED",
+         NONFINITE: "NONFINITE", STAGNATION: "STAGNATION", SINGULAR: "SINGULAR",
+         SADDLE: "SADDLE", LOCAL_MINIMUM: "LOCAL_MINIMUM", UNBOUNDED: "UNBOUNDED",
+         DEGENERATE: "DEGENERATE"}
 
 MESSAGES = {
     SUCCESS: "Optimization terminated successfully: the gradient norm is at most tol.",
     MAXITER: "Maximum number of iterations reached before the gradient norm fell below tol.",
     LINESEARCH_FAILED: (
-        "Line search failed: no step along the search direction decreased the objective "
-        "(is the gradient consistent with the function?)."
+        "Line search failed: no step decreased the objective (the search along the "
+        "steepest-descent direction, or the trust region, shrank to nothing), and finite "
+        "differences of the objective along the gradient contradict it (is the gradient "
+        "consistent with the function? a kink or a wrong custom derivative does this)."
     ),
     NONFINITE: "The objective, gradient or Hessian is NaN or infinite at the current point.",
     STAGNATION: (
         "Stopped on stagnation: no further decrease is possible at this floating-point "
-        "precision, but the gradient norm is still above tol (loosen tol or use float64)."
+        "precision (the gradient agrees with the function, but the decrease it promises is "
+        "below rounding), and the gradient norm is still above tol (loosen tol or use float64)."
     ),
-    SINGULAR: "The Hessian (Jacobian for root) is singular: the Newton step is undefined.",
+    SINGULAR: (
+        "The Hessian (Jacobian for root) is singular: the Newton step is undefined "
+        "(method='newton-damped' or 'newton-trust' handle singular and indefinite Hessians)."
+    ),
     SADDLE: (
-        "Converged to a stationary point with negative curvature (a saddle or maximum, "
-        "not a minimum); restart from another point or use method='newton-damped'."
+        "Converged to a stationary point with negative curvature (a saddle or a maximum, not "
+        "a minimum); restart from a perturbed point (method='newton-trust' leaves such points "
+        "along the direction of negative curvature)."
     ),
     LOCAL_MINIMUM: (
         "Converged to a local minimum whose value is above the given lower bound f_lower: "
         "a stationary point that is not the global minimum."
+    ),
+    UNBOUNDED: (
+        "The objective appears unbounded below: it fell more than 1/eps times its starting "
+        "scale below its starting value (or an iterate became infinite) along the search "
+        "direction; the problem has no minimum there (check the model, or add a bound or a "
+        "regularising term)."
+    ),
+    DEGENERATE: (
+        "The gradient norm is at most tol, but the Hessian there is singular to working "
+        "precision (after scaling its diagonal to one): a flat region, a degenerate "
+        "stationary point or a minimum at infinity, not a certified local minimum (pass "
+        "f_lower if the value reached is known to be optimal)."
     ),
 }
 
@@ -50,6 +76,7 @@ ROOT_MESSAGES = {
         "Stopped on stagnation: ||f(x)|| no longer decreases at this floating-point precision "
         "but is still above tol."
     ),
+    SINGULAR: "The Jacobian is singular: the Newton step is undefined.",
 }
 
 
@@ -121,15 +148,21 @@ class RootResult(OptimizeResult):
     _messages = ROOT_MESSAGES
 
 
-def format_iterations(history: History | OptimizeResult) -> str:
+def format_iterations(history: History | OptimizeResult, *, every: int | None = 1,
+                      head: int = 5, tail: int = 5) -> str:
     """Render an iteration table ``k, f, ||g||, step`` from a recorded history.
 
     Args:
         history: a :class:`History`, or an :class:`OptimizeResult` from
             ``minimize(..., history=True)``.
+        every: ``1`` (default) prints every row; ``K > 1`` prints the first ``head`` rows,
+            every K-th and the last ``tail``, a ``...`` line where rows are left out and a
+            summary line; ``None`` chooses K (1, 2 or 5 times a power of ten) so that about
+            twenty rows are shown.
+        head, tail: rows always shown at the start and at the end when rows are left out.
 
     Returns:
-        The table as text, one row per iterate up to ``nit``.
+        The table as text.
 
     Example:
         >>> import jax.numpy as jnp
@@ -146,13 +179,36 @@ def format_iterations(history: History | OptimizeResult) -> str:
     f, g, s = (np.asarray(a, dtype=float) for a in (history.f, history.gnorm, history.step))
     if f.ndim != 1:
         raise _usage_error("format_iterations takes one (not a batched) history")
+    if every is not None and every < 1:
+        raise _usage_error(f"every must be at least 1, got {every}")
+    rows = int(np.sum(~(np.isnan(f) & np.isnan(g))))
+    every = _auto_every(rows) if every is None else every
+    shown = [k for k in range(rows) if every == 1 or k < head or k >= rows - tail or k % every == 0]
     lines = [f"{'k':>5} {'f':>14} {'||g||':>13} {'step':>13}"]
-    for k in range(f.shape[0]):
-        if np.isnan(f[k]) and np.isnan(g[k]):
-            break
+    for prev, k in zip([-1, *shown], shown, strict=False):
+        if k > prev + 1:
+            lines.append(f"{'...':>5}")
         step = "" if np.isnan(s[k]) else f"{s[k]:13.4e}"
         lines.append(f"{k:5d} {f[k]:14.7e} {g[k]:13.4e} {step:>13}")
+    if len(shown) < rows:
+        lines.append(f"({len(shown)} of {rows} rows: the first {head}, every {_ordinal(every)} "
+                     f"and the last {tail})")
     return "\n".join(lines)
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _auto_every(rows: int, target: int = 20) -> int:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that shows at most ``target`` rows in between."""
+    if rows <= target + 10:
+        return 1
+    step = 1
+    while rows / step > target:
+        step = step * 5 // 2 if str(step)[0] == "2" else step * 2
+    return step
 
 
 def observed_order(errors: Any) -> np.ndarray:

@@ -1,0 +1,111 @@
+r"""Why a solve stopped: checks that run once, after the loop, to choose an honest status.
+
+* :func:`curvature`: at a point where :math:`\|\nabla f\| \le` ``tol``, does the Hessian show
+  negative curvature (a saddle or a maximum), or is it singular to working precision once its
+  diagonal is scaled to one (a flat region, a degenerate stationary point, a minimum at
+  infinity)? Only a Hessian that is positive definite by a margin certifies a minimum.
+* :func:`gradient_agrees`: after a line search (or a trust region) found no decrease along
+  :math:`-\nabla f`, is that the floating-point floor (the gradient is resolved only to its
+  rounding noise, or the decrease it promises is below the rounding of ``f``), or does the
+  function contradict the gradient (a wrong derivative, a kink)? Decided by evidence: the
+  gradient at a point a few units in the last place away, and central differences of ``f``
+  along the gradient on a ladder of steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from diffcheck.optim.newton import _abs_max, _factor, _shift, _stack_aware
+
+
+def _curvature_stack(h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    eps = jnp.finfo(h.dtype).eps
+    delta = jnp.sqrt(eps) * jnp.maximum(1.0, _abs_max(h))
+    negative = ~_factor(_shift(h, delta))[1]
+    # scale the diagonal to one (entries below eps max(1, |H|) count as that: a flat
+    # direction stays flat), then ask for a margin of sqrt(eps) above zero
+    floor = eps * jnp.maximum(1.0, _abs_max(h))
+    d = jnp.maximum(jnp.diagonal(h, axis1=-2, axis2=-1), floor[..., None])
+    r = lax.rsqrt(d)
+    scaled = h * r[..., :, None] * r[..., None, :]
+    singular = ~_factor(_shift(scaled, -jnp.sqrt(eps) * jnp.ones_like(delta)))[1]
+    return negative, singular
+
+
+_curvature = _stack_aware(_curvature_stack)
+
+
+def curvature(h: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""``(negative, singular)`` for a symmetric Hessian ``h``.
+
+    ``negative``: :math:`H + \delta I` is not positive definite, :math:`\delta = \sqrt{\varepsilon}
+    \max(1, \max|H_{ij}|)`. ``singular``: with
+    :math:`D = \mathrm{diag}(\max(H_{ii}, \varepsilon\max(1, \max|H_{ij}|)))`,
+    :math:`D^{-1/2} H D^{-1/2} - \sqrt{\varepsilon} I` is not positive definite; the scaling
+    ignores bad scaling of the variables (Brown's badly scaled function has a condition number
+    of 1e12 at its minimum, Powell's of 7e17, and neither is singular) and keeps near-zero
+    rows near zero.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> [bool(v) for v in curvature(jnp.array([[2.0, 0.0], [0.0, 1e-20]]))]
+        [False, True]
+        >>> [bool(v) for v in curvature(jnp.array([[1e4, 1.0], [1.0, 2.0]]))]
+        [False, False]
+    """
+    return _curvature(h)
+
+
+def _ladder_size(dtype) -> int:
+    """Steps 10^-1 ... 10^-k (times the scale of x) down to about sqrt(eps)."""
+    return max(2, int(-math.log10(math.sqrt(float(jnp.finfo(dtype).eps)))))
+
+
+def gradient_agrees(value: Callable[[jax.Array], jax.Array],
+                    grad: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    r"""Whether ``grad`` at ``x`` is consistent with ``value`` to working precision.
+
+    True when the gradient is at its rounding floor (moving ``x`` by four units in the last
+    place of each coordinate changes it by half its norm or more), or when central
+    differences of ``value`` along :math:`u = g / \|g\|` agree with :math:`\|g\|`: the
+    difference quotient is taken on the ladder :math:`h = s\,10^{-1}, \dots, s\,10^{-k}`
+    (:math:`s = \max(1, \|x\|_\infty)`, :math:`10^{-k} \approx \sqrt{\varepsilon}`), its most
+    stable neighbouring pair gives the estimate and its spread the error bar, and it agrees
+    when within half of :math:`\|g\|` plus twice the error bar.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> x = jnp.array([1.0, 2.0])
+        >>> bool(gradient_agrees(f, jax.grad(f), x))
+        True
+        >>> bool(gradient_agrees(f, lambda x: -2 * x, x))  # the sign is wrong
+        False
+    """
+    dtype = x.dtype
+    eps = jnp.finfo(dtype).eps
+    g = grad(x).astype(dtype)
+    gnorm = jnp.linalg.norm(g)
+    sign = jnp.where(jnp.arange(x.shape[0]) % 2 == 0, 1.0, -1.0).astype(dtype)
+    g_near = grad(x + 4.0 * eps * x * sign).astype(dtype)
+    noisy = ~(jnp.linalg.norm(g_near - g) <= 0.5 * gnorm)  # NaN counts as noise
+    u = g / jnp.where(gnorm > 0, gnorm, 1.0)
+    k = _ladder_size(dtype)
+    hs = jnp.max(jnp.abs(x), initial=1.0) * 10.0 ** -jnp.arange(1, k + 1, dtype=dtype)
+
+    def quotient(h):
+        return (value(x + h * u) - value(x - h * u)).astype(dtype) / (2.0 * h)
+
+    q = lax.map(quotient, hs)
+    spread = jnp.abs(jnp.diff(q))
+    spread = jnp.where(jnp.isfinite(spread), spread, jnp.inf)
+    j = jnp.argmin(spread)
+    estimate, error = q[j + 1], spread[j]
+    agrees = jnp.isfinite(error) & (jnp.abs(estimate - gnorm) <= 0.5 * gnorm + 2.0 * error)
+    return noisy | agrees
