@@ -100,8 +100,7 @@ def compiler_options() -> tuple[tuple[str, object], ...]:
 
     if jax.default_backend() != "cpu":
         return ()
-    options = (("xla_cpu_use_fusion_emitters", False),)
     if _FAST.get():
-        options += (("xla_backend_optimization_level", 0),
-                    ("xla_llvm_disable_expensive_passes", True))
-    return options
+        return (("xla_cpu_use_fusion_emitters", False), ("xla_backend_optimization_level", 0),
+                ("xla_llvm_disable_expensive_passes", True))
+    return (("xla_cpu_use_fusion_emitters", False), ("xla_backend_optimization_level", 1))

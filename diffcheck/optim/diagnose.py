@@ -62,50 +62,87 @@ def curvature(h: jax.Array) -> tuple[jax.Array, jax.Array]:
     return _curvature(h)
 
 
-def _ladder_size(dtype) -> int:
-    """Steps 10^-1 ... 10^-k (times the scale of x) down to about sqrt(eps)."""
+def ladder_size(dtype) -> int:
+    """The number ``k`` of steps of the ladder: 10^-1 ... 10^-k (times the scale of x), down
+    to about sqrt(eps)."""
     return max(2, int(-math.log10(math.sqrt(float(jnp.finfo(dtype).eps)))))
 
 
-def gradient_agrees(value: Callable[[jax.Array], jax.Array],
-                    grad: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-    r"""Whether ``grad`` at ``x`` is consistent with ``value`` to working precision.
+def probes(dtype) -> int:
+    """How many evaluations :func:`gradient_agrees` needs: the nearby point and the ladder."""
+    return 1 + 2 * ladder_size(dtype)
 
-    True when the gradient is at its rounding floor (moving ``x`` by four units in the last
-    place of each coordinate changes it by half its norm or more), or when central
-    differences of ``value`` along :math:`u = g / \|g\|` agree with :math:`\|g\|`: the
-    difference quotient is taken on the ladder :math:`h = s\,10^{-1}, \dots, s\,10^{-k}`
-    (:math:`s = \max(1, \|x\|_\infty)`, :math:`10^{-k} \approx \sqrt{\varepsilon}`), its most
-    stable neighbouring pair gives the estimate and its spread the error bar, and it agrees
-    when within half of :math:`\|g\|` plus twice the error bar.
 
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> f = lambda x: jnp.sum(x ** 2)
-        >>> x = jnp.array([1.0, 2.0])
-        >>> bool(gradient_agrees(f, jax.grad(f), x))
-        True
-        >>> bool(gradient_agrees(f, lambda x: -2 * x, x))  # the sign is wrong
-        False
-    """
+def probe_point(x: jax.Array, g: jax.Array, j: jax.Array) -> jax.Array:
+    r"""Probe ``j`` of the check: ``j = 0`` moves every coordinate of ``x`` by four units in
+    the last place (alternating signs); ``j = 1..k`` is :math:`x + h_j u`, ``j = k+1..2k`` is
+    :math:`x - h_{j-k} u`, with :math:`u = g / \|g\|`, :math:`h_i = s\,10^{-i}`,
+    :math:`s = \max(1, \|x\|_\infty)`."""
     dtype = x.dtype
     eps = jnp.finfo(dtype).eps
-    g = grad(x).astype(dtype)
-    gnorm = jnp.linalg.norm(g)
+    k = ladder_size(dtype)
     sign = jnp.where(jnp.arange(x.shape[0]) % 2 == 0, 1.0, -1.0).astype(dtype)
-    g_near = grad(x + 4.0 * eps * x * sign).astype(dtype)
-    noisy = ~(jnp.linalg.norm(g_near - g) <= 0.5 * gnorm)  # NaN counts as noise
+    gnorm = jnp.linalg.norm(g)
     u = g / jnp.where(gnorm > 0, gnorm, 1.0)
-    k = _ladder_size(dtype)
-    hs = jnp.max(jnp.abs(x), initial=1.0) * 10.0 ** -jnp.arange(1, k + 1, dtype=dtype)
+    i = jnp.where(j > k, j - k, j)
+    h = jnp.max(jnp.abs(x), initial=1.0) * jnp.asarray(10.0, dtype) ** -i.astype(dtype)
+    ladder = x + jnp.where(j > k, -h, h) * u
+    return jnp.where(j == 0, x + 4.0 * eps * x * sign, ladder)
 
-    def quotient(h):
-        return (value(x + h * u) - value(x - h * u)).astype(dtype) / (2.0 * h)
 
-    q = lax.map(quotient, hs)
+def probe_record(j: jax.Array, f_t: jax.Array, g_t: jax.Array, g: jax.Array) -> jax.Array:
+    """What probe ``j`` contributes: the gradient change at the nearby point (``j = 0``), else
+    the value."""
+    return jnp.where(j == 0, jnp.linalg.norm(g_t - g), f_t)
+
+
+def verdict(records: jax.Array, x: jax.Array, g: jax.Array) -> jax.Array:
+    """Whether the gradient agrees, from the records of probes ``0 .. 2k`` at ``x``."""
+    dtype = records.dtype
+    k = ladder_size(dtype)
+    gnorm = jnp.linalg.norm(g)
+    noisy = ~(records[0] <= 0.5 * gnorm)  # NaN counts as noise
+    h = jnp.max(jnp.abs(x), initial=1.0) * jnp.asarray(10.0, dtype) ** -jnp.arange(
+        1, k + 1, dtype=dtype)
+    q = (records[1:k + 1] - records[k + 1:]) / (2.0 * h)
     spread = jnp.abs(jnp.diff(q))
     spread = jnp.where(jnp.isfinite(spread), spread, jnp.inf)
     j = jnp.argmin(spread)
     estimate, error = q[j + 1], spread[j]
     agrees = jnp.isfinite(error) & (jnp.abs(estimate - gnorm) <= 0.5 * gnorm + 2.0 * error)
     return noisy | agrees
+
+
+def gradient_agrees(vg: Callable[[jax.Array], tuple[jax.Array, jax.Array]], x: jax.Array,
+                    g: jax.Array | None = None) -> jax.Array:
+    r"""Whether the gradient of ``vg`` (value and gradient) at ``x`` is consistent with its
+    value to working precision.
+
+    True when the gradient is at its rounding floor (moving ``x`` by four units in the last
+    place of each coordinate changes it by half its norm or more), or when central
+    differences of the value along :math:`u = g / \|g\|` agree with :math:`\|g\|`: the
+    difference quotient is taken on the ladder :math:`h = s\,10^{-1}, \dots, s\,10^{-k}`
+    (:math:`s = \max(1, \|x\|_\infty)`, :math:`10^{-k} \approx \sqrt{\varepsilon}`), its most
+    stable neighbouring pair gives the estimate and its spread the error bar, and it agrees
+    when within half of :math:`\|g\|` plus twice the error bar. The :func:`probes` evaluations
+    are :func:`probe_point` ``(x, g, j)``; a solver whose loop evaluates one point per pass
+    can run them as passes of its own loop (:func:`probe_record`, :func:`verdict`).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> f = lambda x: jnp.sum(x ** 2)
+        >>> x = jnp.array([1.0, 2.0])
+        >>> bool(gradient_agrees(jax.value_and_grad(f), x))
+        True
+        >>> bool(gradient_agrees(lambda x: (f(x), -2 * x), x))  # the sign is wrong
+        False
+    """
+    dtype = x.dtype
+    g = vg(x)[1].astype(dtype) if g is None else g
+
+    def record(j):
+        f_t, g_t = vg(probe_point(x, g, j))
+        return probe_record(j, f_t.astype(dtype), g_t.astype(dtype), g)
+
+    records = lax.map(record, jnp.arange(probes(dtype)))
+    return verdict(records, x, g)

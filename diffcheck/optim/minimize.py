@@ -29,9 +29,24 @@ from diffcheck.optim import compilation
 from diffcheck.optim import linesearch as _ls
 from diffcheck.optim import result as R
 from diffcheck.optim import trust as _trust
-from diffcheck.optim.diagnose import curvature, gradient_agrees
+from diffcheck.optim.diagnose import (
+    curvature,
+    gradient_agrees,
+    probe_point,
+    probe_record,
+    probes,
+    verdict,
+)
 from diffcheck.optim.newton import Newton, symmetric_hessian
-from diffcheck.optim.quasi_newton import BFGS, LBFGS, Inner, SteepestDescent, first_step
+from diffcheck.optim.quasi_newton import (
+    BFGS,
+    LBFGS,
+    Inner,
+    SteepestDescent,
+    _mm,
+    first_step,
+    vdot,
+)
 
 METHODS = ("gd", "newton", "newton-damped", "newton-trust", "bfgs", "lbfgs")
 LINESEARCHES = ("armijo", "wolfe")
@@ -43,6 +58,7 @@ EXACT_MAX_N = 200  # newton-trust: Moré–Sorensen up to this n, conjugate grad
 DENSE_CHECK_MAX_N = 1024  # the final curvature check forms the Hessian up to this n
 RUNNING = -1
 PENDING = -2  # converged; a Newton method checks the curvature at x after the loop
+PROBED = -3  # the failure diagnosis has its evidence; its verdict comes after the loop
 
 
 class _Fns(NamedTuple):
@@ -97,8 +113,9 @@ def _after_step(f_old, f_new, stall, k, *, eps, tiny, patience, maxiter):
 
 # the driver's scalars, packed: value, slope along d, gradient norm, divergence floor
 F, SLOPE, GNORM, FLOOR = range(4)
-# and its integers: iterations, evaluations, stall counter, status, steepest-descent flag
-K, NFEV, STALL, STATUS, SD = range(5)
+# and its integers: iterations, evaluations, stall counter, status, steepest-descent flag, and
+# the probe of the failure diagnosis under way (-1: none)
+K, NFEV, STALL, STATUS, SD, PROBE = range(6)
 
 
 class _Flat(NamedTuple):
@@ -109,7 +126,8 @@ class _Flat(NamedTuple):
     g_lo: jax.Array
     v: jax.Array  # the line search's packed state
     sc: jax.Array  # F, SLOPE, GNORM, FLOOR
-    ints: jax.Array  # K, NFEV, STALL, STATUS, SD
+    ints: jax.Array  # K, NFEV, STALL, STATUS, SD, PROBE
+    records: jax.Array  # what the probes of a failure diagnosis found
     aux: Any
     hist: Any
 
@@ -118,7 +136,7 @@ def _gram(g, step, y):
     """``||g||`` and the inner products of the pair from one 3 x 3 Gram matrix (on a CPU every
     separate reduction is a few kernels; the scalar bookkeeping is what costs)."""
     v = jnp.stack([g, step, y])
-    gram = jnp.matmul(v, v.T, precision="highest")
+    gram = _mm(v, v.T)
     return jnp.sqrt(gram[0, 0]), Inner(gram[1, 1], gram[1, 2], gram[2, 2])
 
 
@@ -126,33 +144,40 @@ def _direction(meth, aux, x, g, gnorm, force_sd):
     """The method's direction (steepest descent where it is not a descent direction or where
     ``force_sd``): ``(d, slope g.d, first trial step, steepest-descent flag)``."""
     d_m, alpha_m = meth.direction(aux, x, g, gnorm)
-    gd_m = jnp.vdot(g, d_m, precision="highest")
+    gd_m = vdot(g, d_m)
     sd = force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
     return (jnp.where(sd, -g, d_m), jnp.where(sd, -gnorm**2, gd_m),
             jnp.where(sd, first_step(g, gnorm), alpha_m), sd)
 
 
 def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
+    """gd, BFGS, L-BFGS. Each pass evaluates one point: a trial of the line search, or, after
+    a failed steepest-descent search, a probe of the diagnosis (:mod:`.diagnose`) that decides
+    between STAGNATION and LINESEARCH_FAILED."""
     dtype = x0.dtype
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
+    n_probes = probes(dtype)
     f0, g0 = fns.vg(x0)
     f0, g0 = f0.astype(dtype), g0.astype(dtype)
     gnorm0 = jnp.linalg.norm(g0)
-    aux0 = meth.init(x0, g0)
-    d0, gd0, a0, sd0 = _direction(meth, aux0, x0, g0, gnorm0, jnp.bool_(True))
     hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
     ints = jnp.stack([jnp.int32(0), jnp.int32(1), jnp.int32(0),
-                      _start_status(f0, g0, gnorm0, tol, maxiter, R.SUCCESS), jnp.int32(1)])
-    state = _Flat(x0, g0, d0, x0, g0, _ls.initial_state(f0, gd0, a0),
-                  jnp.stack([f0, gd0, gnorm0, _floor_of(f0)]), ints, aux0, hist)
+                      _start_status(f0, g0, gnorm0, tol, maxiter, R.SUCCESS), jnp.int32(1),
+                      jnp.int32(-1)])
+    # the first search is along -g (no curvature is known yet)
+    v0 = _ls.initial_state(f0, -gnorm0**2, first_step(g0, gnorm0))
+    state = _Flat(x0, g0, -g0, x0, g0, v0, jnp.stack([f0, -gnorm0**2, gnorm0, _floor_of(f0)]),
+                  ints, jnp.zeros((n_probes,), dtype), meth.init(x0, g0), hist)
 
     def body(s: _Flat) -> _Flat:
         f, slope = s.sc[F], s.sc[SLOPE]
-        x_t = s.x + s.v[_ls.A] * s.d
+        probing = s.ints[PROBE] >= 0
+        j = jnp.maximum(s.ints[PROBE], 0)
+        x_t = jnp.where(probing, probe_point(s.x, s.g, j), s.x + s.v[_ls.A] * s.d)
         f_t, g_t = fns.vg(x_t)
-        g_t = g_t.astype(dtype)
-        v, new_lo, done = rule.step(s.v, f, slope, f_t.astype(dtype),
-                                    jnp.vdot(g_t, s.d, precision="highest"))
+        f_t, g_t = f_t.astype(dtype), g_t.astype(dtype)
+        v, new_lo, done = rule.step(s.v, f, slope, f_t, vdot(g_t, s.d))
+        new_lo, done = new_lo & ~probing, done & ~probing
         x_lo = jnp.where(new_lo, x_t, s.x_lo)
         g_lo = jnp.where(new_lo, g_t, s.g_lo)
         ok = done & _ls.ok(v)
@@ -165,34 +190,38 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
         sd = s.ints[SD] > 0
         aux = meth.update(meth.reset(s.aux, sd & ok), step, y, ok, inner)
         # a failed quasi-Newton search is retried along -g; a failed steepest-descent search
-        # ends the solve (the diagnosis after the loop says why)
+        # starts the diagnosis, whose last probe ends the solve
         d, gd, a0, sd_next = _direction(meth, aux, x, g, gnorm, done & ~ok & ~sd)
         k = s.ints[K] + done.astype(jnp.int32)
         stall, status = _after_step(f, f_new, s.ints[STALL], k, eps=eps, tiny=tiny,
                                     patience=patience, maxiter=maxiter)
-        status = jnp.where(~ok & sd, R.LINESEARCH_FAILED, status)
         status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
         status = jnp.where(ok & (f_new < s.sc[FLOOR]), R.UNBOUNDED, status)
-        ints = jnp.stack([k, s.ints[NFEV] + 1, jnp.where(done, stall, s.ints[STALL]),
-                          jnp.where(done, status, RUNNING),
-                          jnp.where(done, sd_next, sd).astype(jnp.int32)])
+        records = jnp.where(probing, s.records.at[j].set(probe_record(j, f_t, g_t, s.g)),
+                            s.records)
+        status = jnp.where(done, status, RUNNING)
+        status = jnp.where(probing & (j + 1 >= n_probes), PROBED, status)
+        probe = jnp.where(probing, j + 1, jnp.where(done & ~ok & sd, 0, -1))
+        ints = jnp.stack([k, s.ints[NFEV] + 1, jnp.where(done, stall, s.ints[STALL]), status,
+                          jnp.where(done, sd_next, sd).astype(jnp.int32), probe])
         sc = jnp.stack([f_new, jnp.where(done, gd, slope), gnorm, s.sc[FLOOR]])
         hist = _write(s.hist, k, f_new, gnorm, jnp.sqrt(inner.ss), x, done) if history else None
+        v = jnp.where(probing, s.v, jnp.where(done, _ls.initial_state(f_new, gd, a0), v))
         return _Flat(x, g, jnp.where(done, d, s.d), jnp.where(done, x, x_lo),
-                     jnp.where(done, g, g_lo),
-                     jnp.where(done, _ls.initial_state(f_new, gd, a0), v), sc, ints, aux, hist)
+                     jnp.where(done, g, g_lo), v, sc, ints, records, aux, hist)
 
     s = lax.while_loop(lambda s: s.ints[STATUS] == RUNNING, body, state)
-    status = _diagnose_failure(fns, s.x, s.ints[STATUS])
-    return s.x, s.sc[F], s.g, s.ints[K], s.ints[NFEV], s.ints[NFEV], jnp.int32(0), status, s.hist
+    status = jnp.where(s.ints[STATUS] == PROBED, jnp.where(
+        verdict(s.records, s.x, s.g), R.STAGNATION, R.LINESEARCH_FAILED), s.ints[STATUS])
+    return s.x, s.sc[F], s.g, s.ints[K], s.ints[NFEV], s.ints[NFEV], jnp.int32(0), \
+        status.astype(jnp.int32), s.hist
 
 
-def _diagnose_failure(fns, x, status):
+def _diagnose_failure(fns, x, g, status):
     """A failed steepest-descent search: STAGNATION where the gradient agrees with the function
     to working precision, LINESEARCH_FAILED where the function contradicts it."""
     failed = status == R.LINESEARCH_FAILED
-    agrees = lax.cond(failed, lambda: gradient_agrees(fns.value, fns.grad, x),
-                      lambda: jnp.bool_(False))
+    agrees = lax.cond(failed, lambda: gradient_agrees(fns.vg, x, g), lambda: jnp.bool_(False))
     return jnp.where(failed & agrees, R.STAGNATION, status).astype(jnp.int32)
 
 
@@ -262,7 +291,7 @@ def _solve_newton(fns, meth, rule, x0, tol, *, maxiter, history, patience):
                             ~ok & ~use_sd & ~h_bad, hist)
 
     s = lax.while_loop(lambda s: s.status == RUNNING, body, state)
-    status = _diagnose_failure(fns, s.x, s.status)
+    status = _diagnose_failure(fns, s.x, s.g, s.status)
     pending = status == PENDING
     status = lax.cond(pending, lambda: _stationary_status(meth.hess(s.x).astype(dtype), status),
                       lambda: status)
@@ -360,7 +389,7 @@ def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, exact, eta=0
                            status.astype(jnp.int32), stall, hist)
 
     s = lax.while_loop(lambda s: s.status == RUNNING, body, state)
-    status = _diagnose_failure(fns, s.x, s.status)
+    status = _diagnose_failure(fns, s.x, s.g, s.status)
     pending = status == PENDING
     if exact:
         status = _stationary_status(s.h, status)

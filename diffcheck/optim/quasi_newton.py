@@ -23,6 +23,11 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
 
 
+def vdot(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Inner product of two vectors in full precision."""
+    return _mm(a, b)
+
+
 def first_step(g: jax.Array, gnorm: jax.Array | None = None) -> jax.Array:
     """Initial trial step ``min(1, 1/||g||)`` when no curvature information is known yet."""
     gnorm = jnp.linalg.norm(g) if gnorm is None else gnorm
