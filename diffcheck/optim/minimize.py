@@ -43,7 +43,6 @@ from diffcheck.optim.quasi_newton import (
     LBFGS,
     Inner,
     SteepestDescent,
-    _mm,
     first_step,
     vdot,
 )
@@ -132,18 +131,17 @@ class _Flat(NamedTuple):
     hist: Any
 
 
-def _gram(g, step, y):
-    """``||g||`` and the inner products of the pair from one 3 x 3 Gram matrix (on a CPU every
-    separate reduction is a few kernels; the scalar bookkeeping is what costs)."""
-    v = jnp.stack([g, step, y])
-    gram = _mm(v, v.T)
-    return jnp.sqrt(gram[0, 0]), Inner(gram[1, 1], gram[1, 2], gram[2, 2])
+def _inner(g, step, y):
+    """``||g||`` and the inner products of the pair (separate sums: on a CPU each fuses into one
+    pass, where stacking the three vectors for one small matrix product costs a copy and a
+    library call, twice as long for n = 1000)."""
+    return jnp.sqrt(jnp.sum(g * g)), Inner(jnp.sum(step * step), jnp.sum(step * y),
+                                            jnp.sum(y * y))
 
 
-def _direction(meth, aux, x, g, gnorm, force_sd):
-    """The method's direction (steepest descent where it is not a descent direction or where
-    ``force_sd``): ``(d, slope g.d, first trial step, steepest-descent flag)``."""
-    d_m, alpha_m = meth.direction(aux, x, g, gnorm)
+def _direction(g, gnorm, d_m, alpha_m, force_sd):
+    """The method's direction ``d_m`` unless it does not descend or ``force_sd`` (then -g):
+    ``(d, slope g.d, first trial step, steepest-descent flag)``."""
     gd_m = vdot(g, d_m)
     sd = force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
     return (jnp.where(sd, -g, d_m), jnp.where(sd, -gnorm**2, gd_m),
@@ -173,7 +171,8 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
         f, slope = s.sc[F], s.sc[SLOPE]
         probing = s.ints[PROBE] >= 0
         j = jnp.maximum(s.ints[PROBE], 0)
-        x_t = jnp.where(probing, probe_point(s.x, s.g, j), s.x + s.v[_ls.A] * s.d)
+        # (a conditional, not a select: a single solve computes the probe only when probing)
+        x_t = lax.cond(probing, lambda: probe_point(s.x, s.g, j), lambda: s.x + s.v[_ls.A] * s.d)
         f_t, g_t = fns.vg(x_t)
         f_t, g_t = f_t.astype(dtype), g_t.astype(dtype)
         v, new_lo, done = rule.step(s.v, f, slope, f_t, vdot(g_t, s.d))
@@ -186,19 +185,20 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
         g = jnp.where(ok, g_lo, s.g)
         f_new = jnp.where(ok, v[_ls.LO_F], f)
         step, y = x - s.x, g - s.g
-        gnorm, inner = _gram(g, step, y)
+        gnorm, inner = _inner(g, step, y)
         sd = s.ints[SD] > 0
-        aux = meth.update(meth.reset(s.aux, sd & ok), step, y, ok, inner)
+        aux, d_m, alpha_m = meth.update_direction(meth.reset(s.aux, sd & ok), step, y, ok,
+                                                  inner, x, g, gnorm)
         # a failed quasi-Newton search is retried along -g; a failed steepest-descent search
         # starts the diagnosis, whose last probe ends the solve
-        d, gd, a0, sd_next = _direction(meth, aux, x, g, gnorm, done & ~ok & ~sd)
+        d, gd, a0, sd_next = _direction(g, gnorm, d_m, alpha_m, done & ~ok & ~sd)
         k = s.ints[K] + done.astype(jnp.int32)
         stall, status = _after_step(f, f_new, s.ints[STALL], k, eps=eps, tiny=tiny,
                                     patience=patience, maxiter=maxiter)
         status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
         status = jnp.where(ok & (f_new < s.sc[FLOOR]), R.UNBOUNDED, status)
-        records = jnp.where(probing, s.records.at[j].set(probe_record(j, f_t, g_t, s.g)),
-                            s.records)
+        records = lax.cond(probing, lambda: s.records.at[j].set(probe_record(j, f_t, g_t, s.g)),
+                           lambda: s.records)
         status = jnp.where(done, status, RUNNING)
         status = jnp.where(probing & (j + 1 >= n_probes), PROBED, status)
         probe = jnp.where(probing, j + 1, jnp.where(done & ~ok & sd, 0, -1))

@@ -3,7 +3,9 @@ r"""Search directions that need only gradients: steepest descent, BFGS and L-BFG
 Each method is a small object with ``init(x, g) -> aux``,
 ``direction(aux, x, g, gnorm=None) -> (d, alpha0)``, ``reset(aux, flag) -> aux`` (forget the
 curvature information where ``flag``) and ``update(aux, s, y, accept, inner=None) -> aux``
-(store the pair when ``accept``), where :math:`s = x_{k+1} - x_k` and
+(store the pair when ``accept``), and ``update_direction(aux, s, y, accept, inner, x, g,
+gnorm) -> (aux, d, alpha0)``, both at once at the new gradient ``g`` (which L-BFGS does with
+one product less), where :math:`s = x_{k+1} - x_k` and
 :math:`y = g_{k+1} - g_k`; ``aux`` holds only arrays, so the driver can carry it through
 ``lax.while_loop``. The driver passes the norms and inner products it already has
 (``gnorm`` = :math:`\|g\|`, ``inner`` = :class:`Inner`), so a method adds no reductions of its own.
@@ -24,8 +26,10 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
 
 
 def vdot(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Inner product of two vectors in full precision."""
-    return _mm(a, b)
+    """Inner product of two vectors, as a product and a sum: XLA fuses it into one pass with
+    its neighbours (a dot is a library call of its own; on a CPU twice as long for n = 1000)
+    and computes it in the working precision on every backend."""
+    return jnp.sum(a * b)
 
 
 def first_step(g: jax.Array, gnorm: jax.Array | None = None) -> jax.Array:
@@ -52,6 +56,11 @@ def _curvature_ok(inner: Inner) -> jax.Array:
     """``s^T y > eps ||s|| ||y||``: the pair keeps the approximation positive definite."""
     eps = jnp.finfo(inner.sy.dtype).eps
     return jnp.isfinite(inner.sy) & (inner.sy > eps * jnp.sqrt(inner.ss * inner.yy))
+
+
+def _update_then_direction(meth, aux, s, y, accept, inner, x, g, gnorm):
+    aux = meth.update(aux, s, y, accept, inner)
+    return (aux, *meth.direction(aux, x, g, gnorm))
 
 
 class GDState(NamedTuple):
@@ -83,6 +92,8 @@ class SteepestDescent:
         inner = Inner.of(s, y) if inner is None else inner
         new = GDState(inner.ss, inner.sy)
         return jax.tree.map(lambda a, b: jnp.where(accept, a, b), new, aux)
+
+    update_direction = _update_then_direction
 
 
 class BFGSState(NamedTuple):
@@ -122,6 +133,8 @@ class BFGS:
         ok = _curvature_ok(inner) & accept
         return BFGSState(jnp.where(ok, h_new, aux.h), aux.fresh & ~ok)
 
+    update_direction = _update_then_direction
+
 
 class LBFGSState(NamedTuple):
     w: jax.Array  # (2m + 2, n): rows 0..m-1 the steps s_i (a ring buffer), row m scratch;
@@ -132,6 +145,7 @@ class LBFGSState(NamedTuple):
     head: jax.Array  # slot of the next pair (the oldest pair once the buffer is full)
     count: jax.Array  # number of stored pairs (saturates at m)
     gamma: jax.Array  # s^T y / y^T y of the newest pair (H^0 = gamma I)
+    wg: jax.Array  # (2m + 2,): W g at the gradient of the last update_direction
 
 
 class LBFGS:
@@ -166,7 +180,7 @@ class LBFGS:
         small = jnp.zeros((m + 1, m + 1), dtype)
         return LBFGSState(jnp.zeros((2 * m + 2, n), dtype), small, small,
                           jnp.zeros((m + 1,), dtype), jnp.int32(0), jnp.int32(0),
-                          jnp.ones((), dtype))
+                          jnp.ones((), dtype), jnp.zeros((2 * m + 2,), dtype))
 
     def reset(self, aux, flag):
         """Forget all pairs where ``flag`` (the buffers keep their values, ``R^-1`` is zeroed)."""
@@ -175,29 +189,34 @@ class LBFGS:
                             gamma=jnp.where(flag, 1.0, aux.gamma).astype(aux.gamma.dtype))
 
     def direction(self, aux, x, g, gnorm=None):
+        return self._direction(aux, g, gnorm, _mm(aux.w, g))  # S^T g and Y^T g in one product
+
+    def _direction(self, aux, g, gnorm, wg):
         dtype, k = g.dtype, self.m + 1
-        wg = _mm(aux.w, g)  # S^T g and Y^T g in one product
         u = _mm(aux.rinv, wg[:k])
         c = _mm(aux.dsy * u + aux.gamma * (_mm(aux.yy, u) - wg[k:]), aux.rinv)  # R^-T (...)
         r = aux.gamma * g + _mm(jnp.concatenate([c, -aux.gamma * u]), aux.w)
         alpha0 = jnp.where(aux.count > 0, jnp.ones((), dtype), first_step(g, gnorm))
         return -r, alpha0
 
-    def update(self, aux, s, y, accept=True, inner=None):
-        """Store the pair ``(s, y)`` when ``accept`` and the curvature condition hold."""
+    def _store(self, aux, s, y, accept, inner):
+        """Write the pair to its slot (a rejected one, as zeros, to the scratch slot)."""
         m = self.m
         ok = _curvature_ok(Inner.of(s, y) if inner is None else inner) & accept
         j = jnp.where(ok, aux.head, m)  # a rejected pair goes to the scratch row
-        keep = jnp.arange(m + 1) != j
-        # drop the pair in slot j (the oldest once the buffer is full): zero its row and column
-        rinv = jnp.where(keep[:, None] & keep[None, :], aux.rinv, 0.0)
         # a rejected pair may hold inf or NaN: the scratch slot gets zeros instead, since its
         # zero row and column in R^-1 cancel it only by multiplication (0 * inf is NaN)
         s, y = jnp.where(ok, s, 0.0), jnp.where(ok, y, 0.0)
         w = lax.dynamic_update_index_in_dim(aux.w, s, j, 0)
-        w = lax.dynamic_update_index_in_dim(w, y, j + m + 1, 0)
-        wy = _mm(w, y)  # s_i^T y and y_i^T y for every slot in one product
-        s_y, y_y = wy[: m + 1], wy[m + 1:]  # (slot j's column of rinv is zero here)
+        return ok, j, s, y, lax.dynamic_update_index_in_dim(w, y, j + m + 1, 0)
+
+    def _absorb(self, aux, ok, j, w, wy, wg):
+        """The rest of the update, from ``wy`` = ``W y`` (``W`` with the new pair written)."""
+        m = self.m
+        keep = jnp.arange(m + 1) != j
+        # drop the pair in slot j (the oldest once the buffer is full): zero its row and column
+        rinv = jnp.where(keep[:, None] & keep[None, :], aux.rinv, 0.0)
+        s_y, y_y = wy[: m + 1], wy[m + 1:]  # s_i^T y and y_i^T y for every slot
         sy_new = s_y[j]
         rho = 1.0 / jnp.where(ok, sy_new, 1.0)
         col = jnp.where(keep, -rho * _mm(rinv, s_y), rho)
@@ -207,4 +226,24 @@ class LBFGS:
         yy_new = y_y[j]
         gamma = jnp.where(ok, sy_new / jnp.where(yy_new > 0, yy_new, 1.0), aux.gamma)
         return LBFGSState(w, rinv, yy, dsy, jnp.where(ok, (aux.head + 1) % m, aux.head),
-                          jnp.where(ok, jnp.minimum(aux.count + 1, m), aux.count), gamma)
+                          jnp.where(ok, jnp.minimum(aux.count + 1, m), aux.count), gamma, wg)
+
+    def update(self, aux, s, y, accept=True, inner=None):
+        """Store the pair ``(s, y)`` when ``accept`` and the curvature condition hold."""
+        ok, j, _, y, w = self._store(aux, s, y, accept, inner)
+        return self._absorb(aux, ok, j, w, _mm(w, y), aux.wg)
+
+    def update_direction(self, aux, s, y, accept, inner, x, g, gnorm):
+        r""":meth:`update`, then :meth:`direction` at the new gradient ``g``, with two products
+        with the buffer, not three: ``W y = W g - W g_{old}``, where ``W g_{old}`` is kept from
+        the last call (only the new slot's rows change, and their products with
+        :math:`g_{old} = g - y` are two sums). The difference loses digits only where
+        :math:`|s_i^Ty| \ll |s_i^Tg|`, a tiny step; those products enter the update as
+        corrections of the curvature pairs, as in any quasi-Newton update."""
+        m = self.m
+        ok, j, s0, y0, w = self._store(aux, s, y, accept, inner)
+        wg = _mm(w, g)
+        g_old = g - y
+        wg_old = aux.wg.at[j].set(jnp.sum(s0 * g_old)).at[j + m + 1].set(jnp.sum(y0 * g_old))
+        aux = self._absorb(aux, ok, j, w, wg - wg_old, wg)
+        return (aux, *self._direction(aux, g, gnorm, wg))
