@@ -69,10 +69,13 @@ def _gershgorin(h):
 
 
 def _lambda_bounds(h, gnorm, radius):
-    """Initial bounds on the multiplier (Conn, Gould & Toint 7.3.8)."""
+    """Initial bounds on the multiplier (Conn, Gould & Toint 7.3.8); the upper one with a
+    relative margin of sqrt(eps), so that for g = 0 (a saddle) the interval holds
+    multipliers that make H + lambda I positive definite, not only -lambda_min."""
     lb, ub = _gershgorin(h)
     norm = jnp.minimum(jnp.linalg.norm(h), jnp.max(jnp.sum(jnp.abs(h), axis=1)))
     hi = jnp.maximum(0.0, gnorm / radius + jnp.minimum(-lb, norm))
+    hi = hi + jnp.sqrt(jnp.finfo(h.dtype).eps) * jnp.maximum(hi, norm)
     lo = jnp.maximum(jnp.maximum(0.0, -jnp.min(jnp.diagonal(h))),
                      gnorm / radius - jnp.minimum(ub, norm))
     return lo, hi

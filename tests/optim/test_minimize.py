@@ -5,10 +5,10 @@ import pytest
 from problems import X_QUAD, quadratic, rosenbrock, six_hump_camel
 
 from diffcheck.errors import UsageError
-from diffcheck.optim import format_iterations, minimize
+from diffcheck.optim import format_iterations, minimize, problems
 from diffcheck.optim import result as R
 
-METHODS = ["gd", "newton", "newton-damped", "bfgs", "lbfgs"]
+METHODS = ["gd", "newton", "newton-damped", "newton-trust", "bfgs", "lbfgs"]
 PROBLEMS = {"quadratic": (1.0, X_QUAD), "rosenbrock": (0.0, jnp.ones(2))}
 
 
@@ -76,6 +76,13 @@ def test_newton_reports_saddle():
     assert "saddle" in res.message
 
 
+def test_saddle_advice_fits_every_newton_method():
+    """newton-damped at a saddle used to advise "use method='newton-damped'"."""
+    res = minimize(lambda x: x[0] ** 2 - x[1] ** 2, jnp.zeros(2), method="newton-damped")
+    assert int(res.status) == R.SADDLE
+    assert "newton-damped" not in res.message and "newton-trust" in res.message
+
+
 def test_damped_newton_detects_nonglobal_minimum_of_extended_rosenbrock():
     x0 = jnp.array([-1.2, 1.0, 1.0, 1.0, 1.0, 1.0])
     res = minimize(rosenbrock, x0, method="newton-damped", f_lower=0.0)
@@ -90,6 +97,38 @@ def test_damped_newton_descends_on_nonconvex_and_newton_to_1e12():
     for method in ("newton", "newton-damped"):
         res = minimize(ext, x0, method=method, tol=1e-8)
         assert bool(res.success) and float(res.fun) < 1e-12
+
+
+def test_list_x0_is_one_array():
+    """A list start reached fun as a list: (list - 1.0) raised a TypeError inside fun."""
+    res = minimize(lambda x: jnp.sum((x - 1.0) ** 2), [-1.2, 1.0], method="bfgs")
+    assert bool(res.success) and res.x.shape == (2,) and np.allclose(res.x, 1.0)
+
+
+def test_float64_numpy_start_without_x64_warns_once():
+    with jax.enable_x64(False):
+        with pytest.warns(UserWarning, match="x64 mode is off"):
+            res = minimize(lambda x: jnp.sum((x - 1.0) ** 2), np.array([3.0, 2.0]),
+                           method="lbfgs")
+    assert res.x.dtype == jnp.float32 and bool(res.success)
+
+
+def test_unbounded_objective_is_reported_as_such():
+    """x^2 - y^2 from (1, 1e-3) ended at f = -1e308, ||g|| = inf with "Line search failed"."""
+    res = minimize(lambda x: x[0] ** 2 - x[1] ** 2, jnp.array([1.0, 1e-3]), method="bfgs")
+    assert int(res.status) == R.UNBOUNDED and not bool(res.success)
+    assert "unbounded below" in res.message
+    assert float(res.fun) < -1e15 and np.all(np.isfinite(res.x))
+
+
+@pytest.mark.parametrize("method", ["bfgs", "newton"])
+def test_float32_badly_scaled_floor_is_stagnation(method):
+    """Brown's badly scaled function in float32 reaches its minimum to float32 resolution and
+    stopped with "Line search failed ... is the gradient consistent with the function?"."""
+    p = problems.problem("brown_badly_scaled")
+    res = minimize(p.fun, jnp.asarray(p.x0, jnp.float32), method=method)
+    assert int(res.status) == R.STAGNATION, res.message
+    assert np.allclose(res.x, [1e6, 2e-6], rtol=1e-6)
 
 
 def test_line_search_failure_with_wrong_gradient():

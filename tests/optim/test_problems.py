@@ -1,0 +1,86 @@
+"""The Moré–Garbow–Hillstrom problems: their definitions against the paper's values, and a few
+quick solves against the known minima."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from diffcheck.optim import minimize, problems
+from diffcheck.optim import result as R
+
+# f at the standard start, from the paper's tables (Moré, Garbow & Hillstrom 1981)
+AT_X0 = {"helical_valley": 2500.0, "powell_badly_scaled": 1.13526, "box_3d": 1031.15,
+         "watson": 30.0, "brown_badly_scaled": 9.99998e11, "beale": 14.2031, "wood": 19192.0,
+         "extended_rosenbrock": 121.0, "extended_powell": 645.0, "chebyquad": 0.0386177,
+         "brown_dennis": 7.92669e6, "gulf": 12.1107, "gaussian": 3.88811e-6}
+MINIMISERS = {"helical_valley": [1, 0, 0], "biggs_exp6": [1, 10, 1, 5, 4, 3],
+              "box_3d": [1, 10, 1], "brown_badly_scaled": [1e6, 2e-6], "gulf": [50, 25, 1.5],
+              "beale": [3, 0.5], "wood": [1, 1, 1, 1], "extended_powell": [0.0] * 12,
+              "extended_rosenbrock": [1.0] * 10, "variably_dimensioned": [1.0] * 10}
+
+
+@pytest.mark.parametrize("name", sorted(AT_X0))
+def test_value_at_the_standard_start(name):
+    p = problems.problem(name)
+    assert float(p.fun(jnp.asarray(p.x0))) == pytest.approx(AT_X0[name], rel=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MINIMISERS))
+def test_zero_at_the_known_minimiser(name):
+    p = problems.problem(name)
+    assert float(p.fun(jnp.asarray(MINIMISERS[name], jnp.float64))) <= 1e-20
+
+
+def test_the_benchmark_set():
+    pairs = problems.benchmark_set()
+    assert len(pairs) == 56 and len(problems.MGH) == 18
+    watson = [x0 for p, x0 in pairs if p.name == "watson"]
+    assert [float(x[0]) for x in watson] == [0.0, 10.0, 100.0]  # MINPACK's convention
+    with pytest.raises(KeyError, match="no test problem"):
+        problems.problem("nonesuch")
+
+
+def test_float32_start_gives_a_float32_objective():
+    for p in problems.MGH:
+        assert p.fun(jnp.asarray(p.x0, jnp.float32)).dtype == jnp.float32, p.name
+
+
+@pytest.mark.parametrize("name, method", [("helical_valley", "newton-trust"),
+                                          ("beale", "bfgs"), ("wood", "lbfgs"),
+                                          ("penalty_1", "newton-damped")])
+def test_quick_solves_reach_the_known_minimum(name, method):
+    p = problems.problem(name)
+    res = minimize(p.fun, jnp.asarray(p.x0), method=method)
+    assert bool(res.success), res.message
+    assert float(res.fun) == pytest.approx(p.f_min, abs=1e-10, rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["newton", "newton-damped", "newton-trust"])
+def test_flat_region_is_not_success(method):
+    """Gaussian where the model is zero at every data point: the gradient and the Hessian
+    vanish (newton-damped reported success at such a plateau, f = 0.564, from 10 x0)."""
+    gauss = problems.problem("gaussian")
+    res = minimize(gauss.fun, jnp.array([4.0, 10.0, 1000.0]), method=method)
+    assert float(res.fun) == pytest.approx(0.5642, abs=1e-4)
+    assert int(res.status) == R.DEGENERATE and not bool(res.success), res.message
+
+
+def test_minimum_at_infinity_is_not_success():
+    """Box 3-D from (0, 100, 200): newton reported success at f = 0.0756, x_2 -> infinity."""
+    box = problems.problem("box_3d")
+    res = minimize(box.fun, jnp.asarray(10 * box.x0), method="newton")
+    hess = np.asarray(jax.hessian(box.fun)(res.x))
+    assert float(jnp.linalg.norm(res.jac)) <= 1e-5 and float(res.fun) > 0.07  # the premise
+    assert np.linalg.eigvalsh(hess)[0] < 1e-6 * np.abs(hess).max()
+    assert int(res.status) == R.DEGENERATE and not bool(res.success), res.message
+
+
+def test_degenerate_minimum_at_the_lower_bound_is_success():
+    """Powell's singular function has a singular Hessian at its minimum x = 0; reaching the
+    known bound f_lower = 0 certifies it."""
+    p = problems.problem("extended_powell")
+    res = minimize(p.fun, jnp.full(4, 1e-3), method="newton", tol=1e-12)
+    assert int(res.status) == R.DEGENERATE
+    res = minimize(p.fun, jnp.full(4, 1e-3), method="newton", tol=1e-12, f_lower=0.0)
+    assert bool(res.success), res.message
