@@ -148,7 +148,7 @@ def _direction(g, gnorm, d_m, alpha_m, force_sd):
             jnp.where(sd, first_step(g, gnorm), alpha_m), sd)
 
 
-def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
+def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, probe):
     """gd, BFGS, L-BFGS. Each pass evaluates one point: a trial of the line search, or, after
     a failed steepest-descent search, a probe of the diagnosis (:mod:`.diagnose`) that decides
     between STAGNATION and LINESEARCH_FAILED."""
@@ -169,10 +169,11 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
 
     def body(s: _Flat) -> _Flat:
         f, slope = s.sc[F], s.sc[SLOPE]
-        probing = s.ints[PROBE] >= 0
+        probing = (s.ints[PROBE] >= 0) if probe else jnp.bool_(False)
         j = jnp.maximum(s.ints[PROBE], 0)
-        # (a conditional, not a select: a single solve computes the probe only when probing)
-        x_t = lax.cond(probing, lambda: probe_point(s.x, s.g, j), lambda: s.x + s.v[_ls.A] * s.d)
+        x_t = s.x + s.v[_ls.A] * s.d
+        if probe:  # a conditional, not a select: a single solve computes the probe only then
+            x_t = lax.cond(probing, lambda: probe_point(s.x, s.g, j), lambda: x_t)
         f_t, g_t = fns.vg(x_t)
         f_t, g_t = f_t.astype(dtype), g_t.astype(dtype)
         v, new_lo, done = rule.step(s.v, f, slope, f_t, vdot(g_t, s.d))
@@ -197,13 +198,18 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
                                     patience=patience, maxiter=maxiter)
         status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
         status = jnp.where(ok & (f_new < s.sc[FLOOR]), R.UNBOUNDED, status)
-        records = lax.cond(probing, lambda: s.records.at[j].set(probe_record(j, f_t, g_t, s.g)),
-                           lambda: s.records)
+        records = s.records
+        if probe:
+            records = lax.cond(probing, lambda: records.at[j].set(probe_record(j, f_t, g_t, s.g)),
+                               lambda: records)
         status = jnp.where(done, status, RUNNING)
         status = jnp.where(probing & (j + 1 >= n_probes), PROBED, status)
-        probe = jnp.where(probing, j + 1, jnp.where(done & ~ok & sd, 0, -1))
+        failed = done & ~ok & sd
+        if not probe:
+            status = jnp.where(failed, R.LINESEARCH_FAILED, status)
+        next_probe = jnp.where(probing, j + 1, jnp.where(failed & probe, 0, -1))
         ints = jnp.stack([k, s.ints[NFEV] + 1, jnp.where(done, stall, s.ints[STALL]), status,
-                          jnp.where(done, sd_next, sd).astype(jnp.int32), probe])
+                          jnp.where(done, sd_next, sd).astype(jnp.int32), next_probe])
         sc = jnp.stack([f_new, jnp.where(done, gd, slope), gnorm, s.sc[FLOOR]])
         hist = _write(s.hist, k, f_new, gnorm, jnp.sqrt(inner.ss), x, done) if history else None
         v = jnp.where(probing, s.v, jnp.where(done, _ls.initial_state(f_new, gd, a0), v))
@@ -217,9 +223,12 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience):
         status.astype(jnp.int32), s.hist
 
 
-def _diagnose_failure(fns, x, g, status):
+def _diagnose_failure(fns, x, g, status, probe):
     """A failed steepest-descent search: STAGNATION where the gradient agrees with the function
-    to working precision, LINESEARCH_FAILED where the function contradicts it."""
+    to working precision, LINESEARCH_FAILED where the function contradicts it. (With ``probe``
+    false the caller diagnoses afterwards, see :func:`_confirm_failures`.)"""
+    if not probe:
+        return status
     failed = status == R.LINESEARCH_FAILED
     agrees = lax.cond(failed, lambda: gradient_agrees(fns.vg, x, g), lambda: jnp.bool_(False))
     return jnp.where(failed & agrees, R.STAGNATION, status).astype(jnp.int32)
@@ -248,7 +257,7 @@ class _NewtonState(NamedTuple):
     hist: Any
 
 
-def _solve_newton(fns, meth, rule, x0, tol, *, maxiter, history, patience):
+def _solve_newton(fns, meth, rule, x0, tol, *, maxiter, history, patience, probe):
     """Newton and damped Newton; the curvature at the answer is checked once, after the loop."""
     dtype = x0.dtype
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
@@ -291,7 +300,7 @@ def _solve_newton(fns, meth, rule, x0, tol, *, maxiter, history, patience):
                             ~ok & ~use_sd & ~h_bad, hist)
 
     s = lax.while_loop(lambda s: s.status == RUNNING, body, state)
-    status = _diagnose_failure(fns, s.x, s.g, s.status)
+    status = _diagnose_failure(fns, s.x, s.g, s.status, probe)
     pending = status == PENDING
     status = lax.cond(pending, lambda: _stationary_status(meth.hess(s.x).astype(dtype), status),
                       lambda: status)
@@ -320,7 +329,7 @@ def _hvp(grad, x):
     return lambda v: jax.jvp(grad, (x,), (v,))[1]
 
 
-def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, exact, eta=0.1):
+def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, probe, exact, eta=0.1):
     r"""Trust-region Newton (Nocedal & Wright Algorithm 4.1, :math:`\eta = 0.1`): one trial point
     per iteration; the radius starts at 1 (SciPy's default: on the MGH set a radius scaled by
     :math:`\|x_0\|` leads into far-away valleys more often) and is capped at
@@ -389,7 +398,7 @@ def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, exact, eta=0
                            status.astype(jnp.int32), stall, hist)
 
     s = lax.while_loop(lambda s: s.status == RUNNING, body, state)
-    status = _diagnose_failure(fns, s.x, s.g, s.status)
+    status = _diagnose_failure(fns, s.x, s.g, s.status, probe)
     pending = status == PENDING
     if exact:
         status = _stationary_status(s.h, status)
@@ -426,10 +435,10 @@ def _make_method(name: str, grad_fn, m: int):
 
 
 def _solve_flat(fns, x0, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m, history,
-                patience, subproblem):
+                patience, subproblem, probe):
     dtype = x0.dtype
     tol = jnp.asarray(tol, dtype)
-    opts = dict(maxiter=maxiter, history=history, patience=patience)
+    opts = dict(maxiter=maxiter, history=history, patience=patience, probe=probe)
     if method == "newton-trust":
         exact = subproblem == "exact" or (subproblem == "auto" and x0.shape[0] <= EXACT_MAX_N)
         out = _solve_trust(fns, symmetric_hessian(fns.grad), x0, tol, exact=exact, **opts)
@@ -452,7 +461,7 @@ def _solve_flat(fns, x0, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m
 
 
 def _minimize_impl(x0, args, tol, c1, c2, f_lower, *, fun, method, linesearch, maxiter, m,
-                   history, patience, subproblem):
+                   history, patience, subproblem, probe=True):
     flat, unravel = ravel_pytree(x0)
     if not jnp.issubdtype(flat.dtype, jnp.floating):
         flat = flat.astype(jnp.result_type(float))
@@ -467,12 +476,13 @@ def _minimize_impl(x0, args, tol, c1, c2, f_lower, *, fun, method, linesearch, m
     fns = _Fns(value, jax.value_and_grad(value), jax.grad(value))
     x, f, g, nit, nfev, njev, nhev, status, hist = _solve_flat(
         fns, flat, tol, c1, c2, f_lower, method=method, linesearch=linesearch, maxiter=maxiter,
-        m=m, history=history, patience=patience, subproblem=subproblem)
+        m=m, history=history, patience=patience, subproblem=subproblem, probe=probe)
     return R.OptimizeResult(unravel(x), f, unravel(g), nit, nfev, njev, nhev,
                             status == R.SUCCESS, status, hist)
 
 
-_STATIC = ("fun", "method", "linesearch", "maxiter", "m", "history", "patience", "subproblem")
+_STATIC = ("fun", "method", "linesearch", "maxiter", "m", "history", "patience", "subproblem",
+           "probe")
 
 
 @functools.cache
@@ -620,8 +630,30 @@ def minimize(
     if any(isinstance(a, jax.core.Tracer) for a in jax.tree.leaves(operands)):
         return _jitted(())(*operands, **static)  # inside jit or vmap: the outer jit compiles
     try:
-        return _jitted(compilation.compiler_options())(*operands, **static)
+        res = _jitted(compilation.compiler_options())(*operands, probe=False, **static)
     except ValueError as exc:  # inside a jit whose trace reaches only fun, not x0
         if "compiler_options" not in str(exc):
             raise
         return _jitted(())(*operands, **static)
+    return _confirm_failures(res, fun, tuple(args))
+
+
+@functools.partial(jax.jit, static_argnames=("fun",))
+def _gradient_agrees(x, args, *, fun):
+    flat, unravel = ravel_pytree(x)
+
+    def value(v):
+        return jnp.asarray(fun(unravel(v), *args)).astype(flat.dtype)
+
+    return gradient_agrees(jax.value_and_grad(value), flat)
+
+
+def _confirm_failures(res: R.OptimizeResult, fun, args) -> R.OptimizeResult:
+    """A direct call (not under ``jit`` or ``vmap``) compiles its solve without the failure
+    diagnosis and runs it here, separately, only when a search failed: the solve compiles
+    faster, and the diagnosis (the same probes as in the loop) is compiled only when needed."""
+    if int(res.status) != R.LINESEARCH_FAILED:
+        return res
+    if bool(_gradient_agrees(res.x, args, fun=fun)):
+        return res._replace(status=jnp.asarray(R.STAGNATION, jnp.int32))
+    return res
