@@ -238,14 +238,19 @@ def run_all(table, dtypes, quick=False):
 # -- summary ---------------------------------------------------------------------------------
 
 
-def summarise(records):
-    """Per solver: solved count, median f-evals over the best solver's, false successes."""
-    f64 = [r for r in records if r["dtype"] == "float64"]
+def best_counts(records):
+    """The fewest f-evals any solver needed on each (problem, start) it solved, float64."""
     best = {}
-    for r in f64:
-        if r["solved"]:
+    for r in records:
+        if r["dtype"] == "float64" and r["solved"]:
             key = (r["problem"], r["start"])
             best[key] = min(best.get(key, math.inf), r["nfev"])
+    return best
+
+
+def summarise(records):
+    """Per solver: solved count, median f-evals over the best solver's, false successes."""
+    best = best_counts(records)
     rows = {}
     for r in records:
         row = rows.setdefault(r["solver"], {"solved": 0, "starts": 0, "ratios": [],
@@ -275,11 +280,7 @@ def profile(records, taus):
     solved within tau times the best solver's f-evals."""
     f64 = [r for r in records if r["dtype"] == "float64"]
     keys = sorted({(r["problem"], r["start"]) for r in f64})
-    best = {}
-    for r in f64:
-        if r["solved"]:
-            key = (r["problem"], r["start"])
-            best[key] = min(best.get(key, math.inf), r["nfev"])
+    best = best_counts(records)
     out = {}
     for solver in sorted({r["solver"] for r in f64}):
         ratios = [math.inf] * len(keys)

@@ -11,10 +11,7 @@ is replaced by the solved/f-evals/false-success table and the figure. Needs matp
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 from pathlib import Path
 
@@ -25,22 +22,11 @@ DATA = FIGURES / "mgh_profile.json"
 BEGIN, END = "<!-- mgh:begin -->", "<!-- mgh:end -->"
 
 
-def machine() -> str:
-    import jax
-    import numpy as np
-
-    try:
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
-    return (f"{datetime.date.today().isoformat()}, {platform.system()} {platform.machine()}, "
-            f"{os.cpu_count()} CPUs, load average {load} at the start; Python "
-            f"{platform.python_version()}, NumPy {np.__version__}, JAX {jax.__version__}")
-
-
 def measure() -> dict:
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "scripts"))
     import bench_mgh
+    from make_cost_docs import machine
 
     header = machine()
     out = str(DATA)

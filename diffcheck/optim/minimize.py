@@ -89,6 +89,13 @@ def _new_history(maxiter, x, f, gnorm):
     return _write(R.History(nan, nan, nan, xs), 0, f, gnorm, jnp.nan, x)
 
 
+def _evaluate_start(fns, x0):
+    """``f``, ``g`` and ``||g||`` at the start, in the dtype of ``x0``."""
+    f0, g0 = fns.vg(x0)
+    f0, g0 = f0.astype(x0.dtype), g0.astype(x0.dtype)
+    return f0, g0, jnp.linalg.norm(g0)
+
+
 def _start_status(f0, g0, gnorm0, tol, maxiter, converged):
     finite = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
     status = jnp.where(~finite, R.NONFINITE, jnp.where(gnorm0 <= tol, converged, RUNNING))
@@ -155,9 +162,7 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
     dtype = x0.dtype
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
     n_probes = probes(dtype)
-    f0, g0 = fns.vg(x0)
-    f0, g0 = f0.astype(dtype), g0.astype(dtype)
-    gnorm0 = jnp.linalg.norm(g0)
+    f0, g0, gnorm0 = _evaluate_start(fns, x0)
     hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
     ints = jnp.stack([jnp.int32(0), jnp.int32(1), jnp.int32(0),
                       _start_status(f0, g0, gnorm0, tol, maxiter, R.SUCCESS), jnp.int32(1),
@@ -261,9 +266,7 @@ def _solve_newton(fns, meth, rule, x0, tol, *, maxiter, history, patience, probe
     """Newton and damped Newton; the curvature at the answer is checked once, after the loop."""
     dtype = x0.dtype
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
-    f0, g0 = fns.vg(x0)
-    f0, g0 = f0.astype(dtype), g0.astype(dtype)
-    gnorm0 = jnp.linalg.norm(g0)
+    f0, g0, gnorm0 = _evaluate_start(fns, x0)
     floor = _floor_of(f0)
     hist = _new_history(maxiter, x0, f0, gnorm0) if history else None
     state = _NewtonState(x0, f0, g0, jnp.int32(0), jnp.int32(1), jnp.int32(0),
@@ -336,9 +339,7 @@ def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, probe, exact
     :math:`10^{10} \max(1, \|x_0\|_\infty)`."""
     dtype = x0.dtype
     eps, tiny = jnp.finfo(dtype).eps, jnp.finfo(dtype).tiny
-    f0, g0 = fns.vg(x0)
-    f0, g0 = f0.astype(dtype), g0.astype(dtype)
-    gnorm0 = jnp.linalg.norm(g0)
+    f0, g0, gnorm0 = _evaluate_start(fns, x0)
     floor = _floor_of(f0)
     hessian = (lambda x: hess(x).astype(dtype)) if exact else (lambda x: jnp.zeros((0,), dtype))
     h0 = hessian(x0)
