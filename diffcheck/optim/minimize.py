@@ -552,7 +552,8 @@ def minimize(
     and ``"wolfe"`` (strong Wolfe with zoom, ``c1 < c2 < 1``; default for BFGS and L-BFGS).
 
     Honesty: ``success`` is true only when :math:`\|\nabla f(x)\|_2 \le` ``tol`` and, for the
-    Newton methods, the Hessian at ``x`` is positive definite by a margin. Otherwise
+    Newton methods, the Hessian at ``x`` is positive definite by a margin (gd, BFGS and L-BFGS
+    use no second derivatives: for them success certifies a small gradient). Otherwise
     ``status`` says why it stopped: ``MAXITER``; ``LINESEARCH_FAILED`` (no step along
     :math:`-\nabla f` decreases ``f`` and finite differences of ``f`` contradict the
     gradient); ``STAGNATION`` (``patience`` iterations without a decrease above rounding, or
