@@ -198,28 +198,40 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
         # a failed quasi-Newton search is retried along -g; a failed steepest-descent search
         # starts the diagnosis, whose last probe ends the solve
         d, gd, a0, sd_next = _direction(g, gnorm, d_m, alpha_m, done & ~ok & ~sd)
+        ints = _flat_ints(s, f, f_new, gnorm, done, ok, sd, sd_next, probing, j)
+        records = s.records
+        if probe:
+            records = lax.cond(probing, lambda: records.at[j].set(probe_record(j, f_t, g_t, s.g)),
+                               lambda: records)
+        sc = jnp.stack([f_new, jnp.where(done, gd, slope), gnorm, s.sc[FLOOR]])
+        hist = s.hist
+        if history:
+            hist = _write(s.hist, ints[K], f_new, gnorm, jnp.sqrt(inner.ss), x, done)
+        v = jnp.where(probing, s.v, jnp.where(done, _ls.initial_state(f_new, gd, a0), v))
+        return _Flat(x, g, jnp.where(done, d, s.d), jnp.where(done, x, x_lo),
+                     jnp.where(done, g, g_lo), v, sc, ints, records, aux, hist)
+
+    def _flat_ints(s, f, f_new, gnorm, done, ok, sd, sd_next, probing, j):
+        """The driver's integers after a pass: iterations, evaluations, stall counter, status
+        (RUNNING until a search ends; then SUCCESS, UNBOUNDED, MAXITER, STAGNATION; a failed
+        steepest-descent search starts the probes, or, without them, is LINESEARCH_FAILED), the
+        steepest-descent flag and the next probe."""
         k = s.ints[K] + done.astype(jnp.int32)
         stall, status = _after_step(f, f_new, s.ints[STALL], k, eps=eps, tiny=tiny,
                                     patience=patience, maxiter=maxiter)
         status = jnp.where(ok & (gnorm <= tol), R.SUCCESS, status)
         status = jnp.where(ok & (f_new < s.sc[FLOOR]), R.UNBOUNDED, status)
-        records = s.records
-        if probe:
-            records = lax.cond(probing, lambda: records.at[j].set(probe_record(j, f_t, g_t, s.g)),
-                               lambda: records)
         status = jnp.where(done, status, RUNNING)
-        status = jnp.where(probing & (j + 1 >= n_probes), PROBED, status)
         failed = done & ~ok & sd
-        if not probe:
+        if probe:
+            status = jnp.where(probing & (j + 1 >= n_probes), PROBED, status)
+            next_probe = jnp.where(probing, j + 1, jnp.where(failed, 0, -1))
+        else:
             status = jnp.where(failed, R.LINESEARCH_FAILED, status)
-        next_probe = jnp.where(probing, j + 1, jnp.where(failed & probe, 0, -1))
-        ints = jnp.stack([k, s.ints[NFEV] + 1, jnp.where(done, stall, s.ints[STALL]), status,
-                          jnp.where(done, sd_next, sd).astype(jnp.int32), next_probe])
-        sc = jnp.stack([f_new, jnp.where(done, gd, slope), gnorm, s.sc[FLOOR]])
-        hist = _write(s.hist, k, f_new, gnorm, jnp.sqrt(inner.ss), x, done) if history else None
-        v = jnp.where(probing, s.v, jnp.where(done, _ls.initial_state(f_new, gd, a0), v))
-        return _Flat(x, g, jnp.where(done, d, s.d), jnp.where(done, x, x_lo),
-                     jnp.where(done, g, g_lo), v, sc, ints, records, aux, hist)
+            next_probe = jnp.int32(-1)
+        return jnp.stack([k, s.ints[NFEV] + 1, jnp.where(done, stall, s.ints[STALL]), status,
+                          jnp.where(done, sd_next, sd).astype(jnp.int32),
+                          jnp.asarray(next_probe, jnp.int32)])
 
     s = lax.while_loop(lambda s: s.ints[STATUS] == RUNNING, body, state)
     status = jnp.where(s.ints[STATUS] == PROBED, jnp.where(
@@ -367,13 +379,8 @@ def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, probe, exact
         x_t = s.x + step.p
         f_t, g_t = fns.vg(x_t)
         f_t, g_t = f_t.astype(dtype), g_t.astype(dtype)
-        finite = jnp.isfinite(f_t) & jnp.all(jnp.isfinite(g_t))
-        rho = jnp.where(finite & (step.decrease > 0),
-                        (s.f - f_t) / jnp.where(step.decrease > 0, step.decrease, 1.0), -jnp.inf)
         pnorm = jnp.linalg.norm(step.p)
-        radius = jnp.where(rho < 0.25, 0.25 * pnorm,
-                           jnp.where((rho > 0.75) & step.boundary,
-                                     jnp.minimum(2.0 * s.radius, 1e10 * scale), s.radius))
+        rho, radius = _trust_ratio(s, step, pnorm, f_t, g_t, 1e10 * scale)
         accept = rho > eta
         x = jnp.where(accept, x_t, s.x)
         f = jnp.where(accept, f_t, s.f)
@@ -409,6 +416,19 @@ def _solve_trust(fns, hess, x0, tol, *, maxiter, history, patience, probe, exact
                                                               status), lambda: status)
         nhev = s.nhev + pending.astype(jnp.int32)
     return s.x, s.f, s.g, s.k, s.nfev, s.nfev, nhev, status, s.hist
+
+
+def _trust_ratio(s, step, pnorm, f_t, g_t, cap):
+    """The ratio of actual to predicted decrease (-inf for a non-finite trial) and the next
+    radius: a quarter of the step below 1/4, twice the radius (up to ``cap``) above 3/4 on the
+    boundary."""
+    finite = jnp.isfinite(f_t) & jnp.all(jnp.isfinite(g_t))
+    predicted = jnp.where(step.decrease > 0, step.decrease, 1.0)
+    rho = jnp.where(finite & (step.decrease > 0), (s.f - f_t) / predicted, -jnp.inf)
+    radius = jnp.where(rho < 0.25, 0.25 * pnorm,
+                       jnp.where((rho > 0.75) & step.boundary, jnp.minimum(2.0 * s.radius, cap),
+                                 s.radius))
+    return rho, radius
 
 
 def _final_hessian(fns, hess, x):
