@@ -28,13 +28,14 @@ def _curvature_stack(h: jax.Array) -> tuple[jax.Array, jax.Array]:
     eps = jnp.finfo(h.dtype).eps
     delta = jnp.sqrt(eps) * jnp.maximum(1.0, _abs_max(h))
     negative = ~_factor(_shift(h, delta))[1]
-    # scale the diagonal to one (entries below eps max(1, |H|) count as that: a flat
-    # direction stays flat), then ask for a margin of sqrt(eps) above zero
+    # a diagonal entry below eps max(1, |H|) is zero to working precision: a flat direction;
+    # otherwise scale the diagonal to one and ask for a margin of sqrt(eps) above zero
     floor = eps * jnp.maximum(1.0, _abs_max(h))
-    d = jnp.maximum(jnp.diagonal(h, axis1=-2, axis2=-1), floor[..., None])
-    r = lax.rsqrt(d)
+    diag = jnp.diagonal(h, axis1=-2, axis2=-1)
+    flat = jnp.any(diag < floor[..., None], axis=-1)
+    r = lax.rsqrt(jnp.maximum(diag, floor[..., None]))
     scaled = h * r[..., :, None] * r[..., None, :]
-    singular = ~_factor(_shift(scaled, -jnp.sqrt(eps) * jnp.ones_like(delta)))[1]
+    singular = flat | ~_factor(_shift(scaled, -jnp.sqrt(eps) * jnp.ones_like(delta)))[1]
     return negative, singular
 
 
@@ -45,9 +46,10 @@ def curvature(h: jax.Array) -> tuple[jax.Array, jax.Array]:
     r"""``(negative, singular)`` for a symmetric Hessian ``h``.
 
     ``negative``: :math:`H + \delta I` is not positive definite, :math:`\delta = \sqrt{\varepsilon}
-    \max(1, \max|H_{ij}|)`. ``singular``: with
-    :math:`D = \mathrm{diag}(\max(H_{ii}, \varepsilon\max(1, \max|H_{ij}|)))`,
-    :math:`D^{-1/2} H D^{-1/2} - \sqrt{\varepsilon} I` is not positive definite; the scaling
+    \max(1, \max|H_{ij}|)`. ``singular``: a diagonal entry is below
+    :math:`\varepsilon\max(1, \max|H_{ij}|)` (zero to working precision: a flat direction), or,
+    with :math:`D = \mathrm{diag}(H_{ii})`, :math:`D^{-1/2} H D^{-1/2} - \sqrt{\varepsilon} I`
+    is not positive definite; the scaling
     ignores bad scaling of the variables (Brown's badly scaled function has a condition number
     of 1e12 at its minimum, Powell's of 7e17, and neither is singular) and keeps near-zero
     rows near zero.
