@@ -215,9 +215,13 @@ def judge(p, outcome, gtol):
     w = np.linalg.eigvalsh(h)
     eps = np.finfo(float).eps
     negative = w[0] < -math.sqrt(eps) * max(1.0, abs(w[-1]))
-    d = np.maximum(np.diag(h), eps * max(1.0, np.abs(h).max()))
+    floor = eps * max(1.0, np.abs(h).max())
+    d = np.maximum(np.diag(h), floor)
+    # the smallest eigenvalue with the diagonal scaled to one; a diagonal entry below the
+    # floor (zero to working precision) makes the Hessian singular outright
     scaled = np.linalg.eigvalsh(h / np.sqrt(np.outer(d, d)))[0]
-    return bool(np.isfinite(gnorm) and gnorm <= gtol and not negative), gnorm, float(scaled)
+    scaled = -math.inf if np.any(np.diag(h) < floor) else float(scaled)
+    return bool(np.isfinite(gnorm) and gnorm <= gtol and not negative), gnorm, scaled
 
 
 def run_all(table, dtypes, quick=False):
