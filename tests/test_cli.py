@@ -1,6 +1,7 @@
 """The CLI contract: options, exit codes, JSON on stdout, one-paragraph errors, no traceback."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -232,3 +233,58 @@ def test_docs_cli_synopsis_and_function_list_are_generated_from_the_code():
     for option in ("--direction", "--debug", "--graph", "diffcheck optimize", "diffcheck cost",
                    "diffcheck chain"):
         assert option in page.split("<!-- /synopsis -->")[0], option
+
+
+def _readme() -> str:
+    from pathlib import Path
+
+    return (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_readme_command_lines_run(capsys):
+    """Every `diffcheck ...` line of README's bash blocks runs (exit 0); the JAX line is left
+    to the JAX engine's own tests (it compiles)."""
+    import shlex
+
+    lines = [line.split("#")[0].strip() for block in
+             re.findall(r"```bash\n(.*?)```", _readme(), re.S) for line in block.splitlines()]
+    commands = [c for c in lines if c.startswith("diffcheck ") and "--engines all" not in c]
+    assert any(c.startswith("diffcheck cost ") for c in commands)
+    for command in commands:
+        code = main(shlex.split(command)[1:])
+        err = capsys.readouterr().err
+        assert code == 0, (command, err)
+
+
+def test_readme_says_how_long_the_suite_takes_and_how_to_run_a_subset():
+    from pathlib import Path
+
+    text = " ".join(_readme().split())
+    assert "about 3–5 minutes on 2 cores" in text
+    subset = re.search(r"`pytest ((?:tests/\S+\.py ?)+)`", text)
+    assert subset is not None
+    root = Path(__file__).resolve().parent.parent
+    assert all((root / f).exists() for f in subset.group(1).split())
+
+
+def test_cost_docs_sweep_sizes_are_the_default_sizes():
+    """docs/cost.md's sweep tables, `diffcheck cost --help`, cost.sweep() and the script that
+    writes the page use the same sizes."""
+    from pathlib import Path
+
+    from diffcheck import cost
+    from diffcheck.cli import build_parser
+
+    root = Path(__file__).resolve().parent.parent
+    sub = build_parser()._subparsers._group_actions[0].choices["cost"]
+    cli_default = next(a.default for a in sub._actions if a.dest == "sizes")
+    assert cli_default == ",".join(map(str, cost.SIZES))
+    assert f"(default {cli_default})" in sub.format_help().replace("\n", " ").replace("  ", " ")
+    assert "SWEEP_SIZES = cost.SIZES" in (root / "scripts" / "make_cost_docs.py").read_text()
+    page = (root / "docs" / "cost.md").read_text()
+    table = page.split("m = 16, n grows")[1].split("log-log")[0]
+    n_column = [int(line.split()[0]) for line in table.splitlines()[2:] if line.strip()]
+    assert tuple(n_column) == cost.SIZES
+    assert f"--sizes {cli_default}" in page
+    assert "grows the other through " + ", ".join(map(str, cost.SIZES)) + "," in \
+        " ".join(page.split())
