@@ -160,26 +160,16 @@ def _parse_assignments(text: str) -> dict[str, float]:
 
 
 def _number(v: Any, name: str) -> float:
-    """A coordinate: a number, or text that is a number or a constant expression."""
-    if isinstance(v, str):
-        return _constant_value(v, name)
+    """A coordinate: a number, or text that is a number or a constant expression
+    (``"pi/4"``, ``"sqrt(2)"``: parsed safely, computed in float64)."""
     try:
         x = float(v)
     except (TypeError, ValueError):
-        raise UsageError(f"value of {name} is not a number: {v!r}") from None
+        if not isinstance(v, str):
+            raise UsageError(f"value of {name} is not a number: {v!r}") from None
+        x = _evaluate_constant(v, name)
     if not math.isfinite(x):
         raise UsageError(f"value of {name} is {v}; points must be finite numbers")
-    return x
-
-
-def _constant_value(text: str, name: str) -> float:
-    """``"0.5"``, ``"pi/4"``, ``"sqrt(2)"``: parsed safely, computed in float64."""
-    try:
-        x = float(text)
-    except ValueError:
-        x = _evaluate_constant(text, name)
-    if not math.isfinite(x):
-        raise UsageError(f"value of {name} is {text}; points must be finite numbers")
     return x
 
 
@@ -227,7 +217,7 @@ def _require_domain(fn: Function, x: np.ndarray) -> None:
     why = fn.program.explain_violation(list(x))
     if why is None:
         return
-    what, _, reason = why.partition(": ")
+    what, reason = why
     raise DomainError(
         f"{what} is undefined (or not differentiable) at {_where(fn, x)}: {reason}. "
         "Choose a point inside the domain, or omit --at to let diffcheck draw points "
@@ -262,7 +252,7 @@ def random_points(fn: Function, count: int, seed: int) -> np.ndarray:
     why = ""
     bad = fn.program.explain_violation(list(C[0]))
     if bad is not None:
-        why = f" (e.g. at {_where(fn, C[0])}, {bad})"
+        why = f" (e.g. at {_where(fn, C[0])}, {bad[0]}: {bad[1]})"
     raise DomainError(
         f"could not find {count} points where {fn.text} and its derivatives are defined "
         f"(found {len(found)}){why}; give points with --at.")

@@ -33,6 +33,7 @@ import operator
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sympy
 
@@ -430,8 +431,7 @@ def _short(x) -> str:
     return s if len(s) <= 20 else s[:8] + "..." + s[-4:]
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(NamedTuple):
     """A parsed expression and the variables as written (in natural order): a variable that
     cancels (``x`` in ``x - x + y``) is still a variable of what the user typed."""
 

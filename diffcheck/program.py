@@ -134,19 +134,17 @@ class Program:
         found = self._violation(inputs)
         if found is None:
             return None
-        i, _, template = found
-        nd = self.nodes[i]
-        if template is None:
-            return nd, "a finite value"
-        return nd, template.format(*[self.node_text(a) for a in nd.args])
+        nd, template = self.nodes[found[0]], found[2]
+        texts = [self.node_text(a) for a in nd.args]
+        return nd, "a finite value" if template is None else _fill(template, texts)
 
-    def explain_violation(self, inputs: Sequence[float]) -> str | None:
-        """Which subexpression leaves its domain at a single point, in words, with the
-        values of its arguments (None when every node is defined).
+    def explain_violation(self, inputs: Sequence[float]) -> tuple[str, str] | None:
+        """Which subexpression leaves its domain at a single point, and why in words, with
+        the values of its arguments (None when every node is defined).
 
         >>> x = sympy.Symbol("t", real=True)
         >>> Program.from_sympy([sympy.log(x - 5)], ["t"]).explain_violation([1.0])
-        'log(t - 5): its argument t - 5 = -4 must be > 0'
+        ('log(t - 5)', 'its argument t - 5 = -4 must be > 0')
         """
         found = self._violation(inputs)
         if found is None:
@@ -156,10 +154,10 @@ class Program:
         if template is None:
             v = float(np.asarray(vals[i]).flat[0])
             why = f"overflows float64 ({v})" if np.isinf(v) else "is not a number (nan)"
-            return f"{self.node_text(i)}: its value {why}"
+            return self.node_text(i), f"its value {why}"
         args = [(self.node_text(a), vals[a], self.nodes[a].op == "const") for a in nd.args]
         role = "denominator" if nd.row.infix == "/" else "argument"
-        return f"{self.node_text(i)}: {_explain(template, args, role)}"
+        return self.node_text(i), _explain(template, args, role)
 
     def _violation(self, inputs: Sequence[float]) -> tuple[int, list[Any], str | None] | None:
         """(node, all values, domain text or None for a non-finite value) of the first node
@@ -274,15 +272,22 @@ def _explain(template: str, args: list[tuple[str, Any, bool]], role: str = "argu
     if len(used) == 1 and template.count(f"{{{used[0]}}}") == 1:
         k = used[0]
         text, value, const = args[k]
-        noun = "argument" if k == 0 else role
-        subject = (f"its {noun} " if noun != "argument" or k == 0 else "") + text
-        subject += "" if const else f" = {_fmt(value)}"
+        prefix = "its argument " if k == 0 else f"its {role} " if role != "argument" else ""
+        subject = prefix + text + ("" if const else f" = {_fmt(value)}")
         if template.startswith(f"{{{k}}} "):
             return f"{subject} must be {template[len(str(k)) + 3:]}"
-        return f"{subject} must satisfy {template.format(*texts)}"
+        return f"{subject} must satisfy {_fill(template, texts)}"
     values = ", ".join(f"{t} = {_fmt(v)}" for k, (t, v, const) in enumerate(args)
                        if k in used and not const)
-    return f"it needs {template.format(*texts)}" + (f"; here {values}" if values else "")
+    return f"it needs {_fill(template, texts)}" + (f"; here {values}" if values else "")
+
+
+def _fill(template: str, texts: list[str]) -> str:
+    """A domain text with the argument texts in place (as written, if it has no slots)."""
+    try:
+        return template.format(*texts)
+    except (IndexError, KeyError, ValueError):
+        return template
 
 
 def _jax_functions() -> dict[str, Any]:

@@ -133,7 +133,7 @@ def test_constants_sympy_would_compute_digit_by_digit_finish_quickly():
     ("floor(exp(exp(exp(3))))", "finite"),
     ("__import__('os')", "unexpected character"),
     ("x", "uses the variable x"),
-])
+], ids=lambda v: v if len(v) < 30 else f"{v[:12]}...({len(v)} chars)")
 def test_constant_point_values_are_safe_and_fast(value, needle, sentinel):
     t0 = time.perf_counter()
     with pytest.raises(DiffcheckError, match=re.escape(needle)):
