@@ -47,6 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def synopsis(width: int = 96) -> str:
+    """The usage of every subcommand, as ``--help`` prints it at ``width`` columns
+    (docs/cli.md shows it; ``python scripts/make_cli_docs.py`` writes it there).
+
+    >>> synopsis().splitlines()[0]
+    'usage: diffcheck [-h] [--debug] COMMAND ...'
+    """
+    def formatter(prog: str) -> argparse.HelpFormatter:
+        return argparse.HelpFormatter(prog, width=width)
+
+    parser = build_parser()
+    parser.formatter_class = formatter
+    parts = [parser.format_usage().strip()]
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for sub in commands.choices.values():
+        sub.formatter_class = formatter
+        parts.append(sub.format_usage().strip())
+    return "\n".join(parts)
+
+
 def _load(module: str):
     try:
         return importlib.import_module(f"diffcheck.commands.{module}")

@@ -123,3 +123,6 @@ def test_mlp_batchnorm(capsys):
     assert r["loss_after"] < r["loss_before"] / 10
     assert r["epoch_loss"][-1] < r["epoch_loss"][0]
     assert "check_gradient bn_bug: WRONG" in out
+    # the failure printed after "layer: OK" says it is the intended one, on the same line
+    failed = [line for line in out.splitlines() if "FAILED" in line]
+    assert failed and all("meant to fail" in line for line in failed), failed

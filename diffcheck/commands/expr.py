@@ -10,16 +10,19 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..primitives import PARSE_FUNCTIONS
+    from ..parse import function_names
 
     p.add_argument("expression", metavar="EXPR",
                    help="scalar expression like 'x**2*y + (x+y)**2', or a bracketed list "
                         "'[f1, f2, ...]' for a vector function (checked as a Jacobian). "
-                        f"Functions: {', '.join(sorted(set(PARSE_FUNCTIONS) | {'cbrt'}))}; "
-                        "constants pi, E; ^ means **. Use - to read EXPR from standard input "
-                        "(for expressions too long for a command line).")
+                        f"Functions: {', '.join(function_names())}. Constants pi (or π) and E "
+                        "(e too, unless --at or --wrt names e as a variable). ^ means **; "
+                        "pasted math works: Greek names (θ, λ), · × − ÷, x², √(x). Use - to "
+                        "read EXPR from standard input (for expressions too long for a "
+                        "command line).")
     p.add_argument("--at", action="append", metavar="x=1,y=2",
-                   help="point to check at (repeat for several); default: random points")
+                   help="point to check at (repeat for several); values may be constant "
+                        "expressions (t=pi/4, x=1/3, x=sqrt(2)); default: random points")
     p.add_argument("--wrt", metavar="x,y", help="variables to differentiate, in order")
     p.add_argument("--hessian", action="store_true", help="also check second derivatives")
     p.add_argument("--engines", metavar="LIST",
