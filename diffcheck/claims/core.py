@@ -152,14 +152,14 @@ class _Decision:
         self.true = symbolic.derive(claims.exprs, self.fn.variables, hessian=claims.hessian)
         self.pairs = [(e.item.expr, self._true(s, e)) for s, e in self.entries]
         self.plan = Plan([x for pair in self.pairs for x in pair], self.fn.variables)
-        self.n_user = 0 if user is None else len(user)
-        self.X = sample(self.fn, user, point_count(self.plan), seed)
+        self.X, self.n_user = sample(self.fn, user, point_count(self.plan), seed)
         self.R = [read_point(self.plan, x, len(self.entries)) for x in self.X]
         self.rng = np.random.default_rng([seed, 2])
         self.proofs = Budget(PROOF_SECONDS)
         self.diagnoses = Budget(DIAGNOSIS_SECONDS)
         self.diagnosed = 0
         self._nice: tuple[np.ndarray, list[list[Reading]]] | None = None
+        self._plans: dict[int, Plan] = {}
 
     def _true(self, spec: Spec, e: Entry) -> Any:
         if spec.kind == "hessian":
@@ -185,7 +185,7 @@ class _Decision:
         if not fails:
             return self._equal(k, out, len(holds))
         regional = bool(holds) and any(
-            persists(self.plan, self.fn, self.X[p], k, len(self.entries), self.rng)
+            persists(self._plan_of(k), self.fn, self.X[p], 0, 1, self.rng)
             for p in holds[:3])
         found = self._counterexample(k, fails)
         if found is None:  # no failure survives re-verification
@@ -222,10 +222,16 @@ class _Decision:
         rest = sorted(fails, key=lambda p: (self.R[p][k].claimed is None,
                                             float(np.max(np.abs(self.X[p]), initial=0))))
         for x in (user + nice + [self.X[p] for p in rest])[:8]:
-            reading = verify(self.plan, x, k, len(self.entries))
+            reading = verify(self._plan_of(k), x, 0, 1)
             if reading.status == FAIL:
                 return x, reading
         return None
+
+    def _plan_of(self, k: int) -> Plan:
+        """Entry k's own plan (claimed, true), for work on one entry only."""
+        if k not in self._plans:
+            self._plans[k] = Plan(list(self.pairs[k]), self.fn.variables)
+        return self._plans[k]
 
     def _nice_points(self) -> tuple[np.ndarray, list[list[Reading]]]:
         if self._nice is None:

@@ -230,12 +230,22 @@ class Plan:
     # -- evaluating -----------------------------------------------------------------------
     def evaluate(self, point: Sequence[float], dps: int) -> list[Value]:
         """Values of the outputs at ``point`` (one float per variable) with ``dps`` digits."""
+        return self.evaluate_sized(point, dps)[0]
+
+    def evaluate_sized(self, point: Sequence[float], dps: int
+                       ) -> tuple[list[Value], list[int]]:
+        """Values of the outputs, and for each the bits of magnitude of the largest value
+        met on the way (rounding errors are relative to it: ``8**300 - 8**300 + 6`` is 6
+        only with more than 271 digits)."""
         with mpmath.workdps(dps):
             xs = [mpmath.mpf(float(v)) for v in point]
             vals: list[Value] = [None] * len(self.ops)
+            sizes = [0] * len(self.ops)
             for i, (kind, payload, args) in enumerate(self.ops):
-                vals[i] = self._step(kind, payload, args, vals, xs, dps)
-            return [vals[o] for o in self.outputs]
+                v = vals[i] = self._step(kind, payload, args, vals, xs, dps)
+                own = _mag(v) if defined(v) and v else -(1 << 62)
+                sizes[i] = max([own, *(sizes[j] for j in args)])
+            return [vals[o] for o in self.outputs], [sizes[o] for o in self.outputs]
 
     def _step(self, kind, payload, args, vals, xs, dps) -> Value:
         if kind == "var":
