@@ -20,6 +20,7 @@ names the mistake.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ from .region import describe
 PROVED, AGREES, PARTLY, WRONG = "proved", "agrees", "partly", "wrong"
 PROOF_SECONDS = 2.0  #: total time for symbolic proofs of one check
 DIAGNOSIS_SECONDS = 3.0  #: total time for diagnoses of one check
+NUMERIC_SECONDS = 20.0  #: time after which no more points are read nor digits added
 MAX_DIAGNOSED = 30  #: wrong entries diagnosed (the rest get none)
 DIAGNOSIS_POINTS = 6  #: failing points a diagnosis must fit
 
@@ -153,13 +155,24 @@ class _Decision:
         self.pairs = [(e.item.expr, self._true(s, e)) for s, e in self.entries]
         self.plan = Plan([x for pair in self.pairs for x in pair], self.fn.variables)
         self.X, self.n_user = sample(self.fn, user, point_count(self.plan), seed)
-        self.R = [read_point(self.plan, x, len(self.entries)) for x in self.X]
+        self.R = self._read_all(time.perf_counter() + NUMERIC_SECONDS)
         self.rng = np.random.default_rng([seed, 2])
         self.proofs = Budget(PROOF_SECONDS)
         self.diagnoses = Budget(DIAGNOSIS_SECONDS)
         self.diagnosed = 0
         self._nice: tuple[np.ndarray, list[list[Reading]]] | None = None
         self._plans: dict[int, Plan] = {}
+
+    def _read_all(self, deadline: float) -> list[list[Reading]]:
+        """Readings at every point; past the deadline, only the user's points and two more
+        are read (and without extra digits)."""
+        out = []
+        for p, x in enumerate(self.X):
+            if p >= self.n_user + 2 and time.perf_counter() > deadline:
+                self.X = self.X[:p]
+                break
+            out.append(read_point(self.plan, x, len(self.entries), deadline=deadline))
+        return out
 
     def _true(self, spec: Spec, e: Entry) -> Any:
         if spec.kind == "hessian":
@@ -180,8 +193,7 @@ class _Decision:
         holds = [p for p, r in enumerate(self.R) if r[k].status == HOLD]
         fails = [p for p, r in enumerate(self.R) if r[k].status == FAIL]
         if not holds and not fails:
-            raise UnsupportedError(f"could not evaluate the claimed {out.name} or the true one "
-                                   "at any sampled point; give points with --at")
+            return self._undecided(k, out)
         if not fails:
             return self._equal(k, out, len(holds))
         regional = bool(holds) and any(
@@ -201,6 +213,18 @@ class _Decision:
                                   self.X[holds], self.X[fails])
         out.diagnosis = self._diagnose(k, spec, e, fails)
         out.how = f"fails at {len(fails)} of {len(holds) + len(fails)} sampled points"
+        return out
+
+    def _undecided(self, k: int, out: ClaimedEntry) -> ClaimedEntry:
+        """No point decided (values beyond 2**4000, or undefined): only a proof can help."""
+        claimed, true = self.pairs[k]
+        route = prove_zero(claimed - true, self.proofs)
+        if route is None:
+            raise UnsupportedError(
+                f"could not compare the claimed {out.name} with the true one at any sampled "
+                "point (their values are undefined there, or too large to compute: beyond "
+                "about 1e1200), and no symbolic proof was found; give points with --at")
+        out.verdict, out.how = PROVED, f"claimed - true simplifies to 0 ({route})"
         return out
 
     def _equal(self, k: int, out: ClaimedEntry, n: int) -> ClaimedEntry:

@@ -128,9 +128,12 @@ def _chain(c: Case) -> Diagnosis | None:
         return None
     for dropped, node, u, v in _dropped_factors(c):
         if dropped != c.T and c.equal(c.D, dropped):
-            du = sympy.diff(u, v)
-            return Diagnosis("missing-chain-factor", f"you dropped the chain-rule factor "
-                             f"d/d{v}({show(u)}) = {show(du)} of {show(node)}")
+            factor = f"the chain-rule factor d/d{v}({show(u)}) = {show(sympy.diff(u, v))}"
+            if node is None:
+                return Diagnosis("missing-chain-factor", f"you dropped {factor} wherever "
+                                 f"{show(u)} is inside (the claim is the derivative with "
+                                 f"respect to {show(u)}, not {v})")
+            return Diagnosis("missing-chain-factor", f"you dropped {factor} of {show(node)}")
     return None
 
 
@@ -172,17 +175,33 @@ def _dropped_factors(c: Case) -> Iterator[tuple[Any, Any, Any, Any]]:
 
 
 def _dropped(f: Any, v: Any) -> Iterator[tuple[Any, Any, Any, Any]]:
+    """One inner function u of one application (node) at a time, then each u that is the
+    inner function of several applications everywhere at once (node None)."""
     s = sympy.Dummy("u", real=True)
+    shared: dict[Any, int] = {}
     for node in _nodes(f):
-        if node.is_Add or node.is_Mul or not node.args:
-            continue
         for a, u in enumerate(node.args):
-            if u.is_Symbol or not isinstance(u, sympy.Expr) or v not in u.free_symbols:
+            if not _inner(node, u, v):
                 continue
+            shared[u] = shared.get(u, 0) + 1
             args = list(node.args)
             args[a] = s
             g = f.xreplace({node: node.func(*args)})
             yield (sympy.diff(g, v) + sympy.diff(g, s)).xreplace({s: u}), node, u, v
+    for u, count in shared.items():
+        if count > 1 or f.count(u) > 1:
+            g = f.xreplace({u: s})
+            yield (sympy.diff(g, v) + sympy.diff(g, s)).xreplace({s: u}), None, u, v
+
+
+def _inner(node: Any, u: Any, v: Any) -> bool:
+    """Is u an inner function whose derivative in v can be dropped: an argument of a
+    function or a power, or a function or power inside a sum or product."""
+    if u.is_Symbol or not isinstance(u, sympy.Expr) or v not in u.free_symbols:
+        return False
+    if node.is_Add or node.is_Mul:
+        return u.is_Pow or isinstance(u, sympy.Function)
+    return True
 
 
 def _nodes(f: Any) -> list[Any]:

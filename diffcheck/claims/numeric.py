@@ -7,10 +7,10 @@ relative to it, so cancellation of huge terms shows) and from the gap to the 50-
 *fails* at a point when claimed and true differ by more than twice that error, or when the
 claim is undefined where F's derivative is defined; it *holds* when they agree and the error
 is below 10**-20 of their size, or when both are 0 to the working precision (and that is
-below 10**-40). Otherwise the
-point is evaluated again with twice the digits (up to :data:`LEVELS`' last). So ``0.9999*x``
-against ``x``, an extra ``1e-9*x**3`` or a factor ``1 + 1e-40`` fails, and a right claim whose
-float64 evaluation would cancel badly still holds.
+below 10**-40). Otherwise the point is evaluated again with twice the digits (up to
+:data:`LEVELS`' last; still undecided, it is skipped). So ``0.9999*x`` against ``x``, an
+extra ``1e-9*x**3`` or a factor ``1 + 1e-40`` fails, and a right claim whose float64
+evaluation would cancel badly still holds.
 
 >>> import sympy
 >>> x = sympy.Symbol("x", real=True)
@@ -25,6 +25,8 @@ float64 evaluation would cancel badly still holds.
 from __future__ import annotations
 
 import itertools
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +93,15 @@ def judge(prev: Level, last: Level, nodes: int) -> Reading | None:
         return None
 
 
-def read_point(plan: Plan, x: Any, entries: int, levels: tuple[int, ...] = LEVELS
-               ) -> list[Reading]:
-    """Readings of every entry at ``x``; the plan's outputs are (claimed, true) pairs."""
+def read_point(plan: Plan, x: Any, entries: int, levels: tuple[int, ...] = LEVELS,
+               deadline: float = math.inf) -> list[Reading]:
+    """Readings of every entry at ``x``; the plan's outputs are (claimed, true) pairs.
+    Past ``deadline`` (``time.perf_counter()``) no more digits are tried."""
     seen = [_levels(plan, x, levels[0], entries)]
     out: list[Reading | None] = [None] * entries
-    for digits in levels[1:]:
+    for k, digits in enumerate(levels[1:]):
+        if k and time.perf_counter() > deadline:
+            break
         seen.append(_levels(plan, x, digits, entries))
         for e in range(entries):
             if out[e] is None:
