@@ -26,6 +26,7 @@ from typing import Any
 
 import mpmath
 import numpy as np
+from mpmath import libmp
 
 from ..engines import symbolic
 from ..errors import UnsupportedError, UsageError
@@ -321,5 +322,5 @@ def _counterexample(variables: list[str], x: np.ndarray, r: Reading) -> dict[str
 def _float(v: Any) -> float | None:
     if v is None:
         return None
-    f = float(v)
+    f = libmp.to_float(v._mpf_, rnd=libmp.round_nearest)  # the closest float, always
     return f if math.isfinite(f) else None

@@ -119,8 +119,7 @@ def _transposed(c: Case) -> Diagnosis | None:
 def _sign(c: Case) -> Diagnosis | None:
     if not c.equal(c.D, -c.T):
         return None
-    return Diagnosis("sign", f"the sign is wrong: the claim is -1 times the true derivative "
-                     f"{show(c.T)}")
+    return Diagnosis("sign", f"the claim is -1 times the true derivative {show(c.T)}")
 
 
 def _chain(c: Case) -> Diagnosis | None:

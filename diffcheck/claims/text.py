@@ -76,8 +76,9 @@ def summary_line(report: Any) -> str | None:
         what = "the claimed entry is" if right == 1 else f"all {right} claimed entries are"
         return f"CLAIM OK: {what} right ({', '.join(how)})."
     parts = []
-    for verdict, words in ((WRONG, "wrong"), (PARTLY, "partly right")):
+    for verdict, words in ((WRONG, "wrong"), (PARTLY, "right only on part of the domain")):
         names = [e.name for e in entries if e.verdict == verdict]
         if names:
             parts.append(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} {words}")
-    return f"CLAIM WRONG: {'; '.join(parts)} ({right} of {len(entries)} claimed entries right)."
+    head = "CLAIM WRONG" if any(e.verdict == WRONG for e in entries) else "CLAIM PARTLY RIGHT"
+    return f"{head}: {'; '.join(parts)} ({right} of {len(entries)} claimed entries right)."
