@@ -88,7 +88,7 @@ def test_partly_says_where_it_holds():
     assert not r.ok and e.verdict == "partly" and e.region == "x > 0"
     ce = e.counterexample
     assert ce["at"]["x"] < 0 and ce["claimed"] == 1.0 and ce["true"] == -1.0
-    assert "holds where x > 0" in str(r)
+    assert "it holds for x > 0" in str(r) and "it holds for x > 0" in e.diagnosis.text
 
 
 @pytest.mark.parametrize("f, claim, region", [

@@ -70,7 +70,7 @@ def test_code_injection_is_rejected_and_nothing_runs(sentinel, capsys):
         assert err.startswith("diffcheck: error:") and "Traceback" not in err, text
 
 
-@pytest.mark.parametrize("text, limit", [
+RESOURCE_ATTACKS = [
     ("9**9**9**9", "too large"),
     ("x**(9**9**9)", "too large"),
     ("99**9999", "digits"),
@@ -83,7 +83,14 @@ def test_code_injection_is_rejected_and_nothing_runs(sentinel, capsys):
     ("1" * 5000, "digits"),
     ("x\x00y", "0x00"),
     ("x" * 3_000_000, "characters long"),
-], ids=lambda v: v if len(v) < 30 else f"{v[:12]}...({len(v)} chars)")
+]
+
+
+def _short_id(v: str) -> str:
+    return v if len(v) < 30 else f"{v[:12]}...({len(v)} chars)"
+
+
+@pytest.mark.parametrize("text, limit", RESOURCE_ATTACKS, ids=_short_id)
 def test_resource_attacks_fail_fast_naming_the_limit(text, limit):
     t0 = time.perf_counter()
     with pytest.raises(ParseError, match=limit):
@@ -220,19 +227,7 @@ def test_code_injection_through_a_claim_is_rejected_and_nothing_runs(sentinel, c
             assert err.startswith("diffcheck: error:") and "Traceback" not in err, argv
 
 
-@pytest.mark.parametrize("text, limit", [
-    ("9**9**9**9", "too large"),
-    ("x**(9**9**9)", "too large"),
-    ("99**9999", "digits"),
-    ("x**100001", "exponent"),
-    ("factorial(10**8)", "unknown function"),
-    ("(" * 3000 + "x" + ")" * 3000, "nesting is deeper"),
-    ("+".join(f"x{i}" for i in range(200_000)), "tokens"),
-    ("1e999", "overflows float64"),
-    ("1" * 5000, "digits"),
-    ("x\x00y", "0x00"),
-    ("x" * 3_000_000, "characters long"),
-], ids=lambda v: v if len(v) < 30 else f"{v[:12]}...({len(v)} chars)")
+@pytest.mark.parametrize("text, limit", RESOURCE_ATTACKS, ids=_short_id)
 def test_resource_attacks_through_a_claim_fail_fast_naming_the_limit(text, limit):
     t0 = time.perf_counter()
     with pytest.raises(ParseError, match=limit):

@@ -213,6 +213,11 @@ class _Decision:
             out.region = describe(self._region_exprs(k, e), self.fn.variables,
                                   self.X[holds], self.X[fails])
         out.diagnosis = self._diagnose(k, spec, e, fails)
+        if out.diagnosis is not None and regional:  # the JSON carries the region this way
+            where = f"it holds for {out.region}" if out.region else \
+                "it holds on part of the domain"
+            out.diagnosis = Diagnosis(out.diagnosis.kind, f"{where}; where it fails, "
+                                      f"{out.diagnosis.text}")
         out.how = f"fails at {len(fails)} of {len(holds) + len(fails)} sampled points"
         return out
 

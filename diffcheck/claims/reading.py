@@ -34,7 +34,12 @@ class _ExactParser(_Parser):
 
     def number(self, tok):
         value = super().number(tok)  # the parser's own limits and messages
-        return value if value.is_Integer else sympy.Rational(tok.text)
+        if not value.is_Float:
+            return value
+        try:
+            return sympy.Rational(tok.text)
+        except (TypeError, ValueError):  # a literal SymPy does not read: its printed decimal
+            return sympy.Rational(str(value))
 
 
 def parse_exact(text: str) -> Any:

@@ -41,14 +41,15 @@ def entry_words(e: ClaimedEntry) -> str:
         return f"proved: {e.how}"
     if e.verdict == AGREES:
         return f"agrees: {e.how}"
-    head = "WRONG" if e.verdict == WRONG else "PARTLY RIGHT"
-    if e.verdict == PARTLY:
-        head += f": holds where {e.region}, but fails" if e.region else \
-            ": holds on part of the domain, but fails"
-    words = f"{head} at {_counterexample(e)}"
+    if e.verdict == WRONG:
+        words = f"WRONG at {_counterexample(e)}"
+    elif e.diagnosis is not None:  # its text says where the claim holds
+        words = f"PARTLY RIGHT, fails at {_counterexample(e)}"
+    else:
+        where = f"for {e.region}" if e.region else "on part of the domain"
+        words = f"PARTLY RIGHT: holds {where}, but fails at {_counterexample(e)}"
     if e.diagnosis is not None:
-        where = "where it fails, " if e.verdict == PARTLY else ""
-        words += f"; {where}{e.diagnosis}"
+        words += f"; {e.diagnosis}"
     return words
 
 
