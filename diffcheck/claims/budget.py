@@ -18,6 +18,7 @@ False
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +60,8 @@ class Budget:
         if not self.interruptible:
             return True, step()
         previous = signal.signal(signal.SIGALRM, _handler)
+        hook = sys.unraisablehook
+        sys.unraisablehook = _quiet(hook)
         outcome: tuple[bool, Any] = (False, None)
         try:
             try:
@@ -70,7 +73,18 @@ class Budget:
             pass
         finally:
             signal.signal(signal.SIGALRM, previous)
+            sys.unraisablehook = hook
         return outcome
+
+
+def _quiet(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An unraisable-exception hook that drops the timer's own exception: a tick that lands
+    in a finaliser or a garbage-collector callback is ignored there (the next tick stops the
+    step) and must not print a message."""
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, _OutOfTime):
+            hook(unraisable)
+    return quiet
 
 
 def _cancel_timer() -> None:
