@@ -195,7 +195,8 @@ def first_derivatives(claim: Item | list, m: int, wrt: list[str], vector: bool) 
     n, names = len(wrt), ", ".join(wrt)
     if vector:
         if not (_is_row(claim) and claim and all(_is_row(r) for r in claim)):
-            raise UsageError(f"F is a vector function ({m} outputs, variables {names}): give "
+            outputs = f"{m} output{'s' if m != 1 else ''}"
+            raise UsageError(f"F is a vector function ({outputs}, variables {names}): give "
                              f"its Jacobian as {m} bracketed row{'s' if m > 1 else ''} of {n}, "
                              f"e.g. [[df1/d{wrt[0]}, ...], ...]; row i is the gradient of fi")
         _check_matrix(claim, m, n, "Jacobian", f"{m} x {n}: one row per output f1..f{m}, one "
