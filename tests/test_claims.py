@@ -379,11 +379,14 @@ def test_right_claims_are_quick_and_budgets_hold_off_the_main_thread():
         out["verdict"] = only(dc.check_expression(
             "x**2", claim="2*x + (x+1)**300*(x-1)**300 - (x**2-1)**300")).verdict
         out["seconds"] = time.perf_counter() - t0
+        out["proved"] = only(dc.check_expression("sin(x)*cos(x)", claim="cos(2*x)")).verdict
+        out["diagnosis"] = only(dc.check_expression("sin(x**2)", claim="cos(x**2)")).diagnosis
 
-    t = threading.Thread(target=work)
+    t = threading.Thread(target=work)  # no timer signal there: size limits bound the work
     t.start()
     t.join()
     assert out["verdict"] in ("proved", "agrees") and out["seconds"] < 20
+    assert out["proved"] == "proved" and out["diagnosis"].kind == "missing-chain-factor"
 
 
 def test_budget_abandons_a_long_step():

@@ -44,7 +44,7 @@ from .numeric import (
     sample,
     verify,
 )
-from .proof import prove_zero
+from .proof import prove_zero, tree_size
 from .reading import (
     Entry,
     Spec,
@@ -63,6 +63,7 @@ DIAGNOSIS_SECONDS = 3.0  #: total time for diagnoses of one check
 NUMERIC_SECONDS = 20.0  #: time after which no more points are read nor digits added
 MAX_DIAGNOSED = 30  #: wrong entries diagnosed (the rest get none)
 DIAGNOSIS_POINTS = 6  #: failing points a diagnosis must fit
+SMALL = 200  #: F and claim nodes up to which diagnoses run without a timer (other threads)
 
 
 @dataclass
@@ -197,12 +198,17 @@ class _Decision:
             return self._undecided(k, out)
         if not fails:
             return self._equal(k, out, len(holds))
-        regional = bool(holds) and any(
-            persists(self._plan_of(k), self.fn, self.X[p], 0, 1, self.rng)
-            for p in holds[:3])
+        return self._mismatch(k, spec, e, out, holds, fails)
+
+    def _mismatch(self, k: int, spec: Spec, e: Entry, out: ClaimedEntry, holds: list[int],
+                  fails: list[int]) -> ClaimedEntry:
+        """A failing entry: partly (it holds on a region too) or wrong, with a re-verified
+        counterexample, the region in words and the diagnosis."""
         found = self._counterexample(k, fails)
         if found is None:  # no failure survives re-verification
             return self._equal(k, out, len(holds))
+        regional = any(persists(self._plan_of(k), self.fn, self.X[p], 0, 1, self.rng)
+                       for p in holds[:3])
         x, reading = found
         out.verdict = PARTLY if regional else WRONG
         out.counterexample = _counterexample(self.fn.variables, x, reading)
@@ -214,10 +220,9 @@ class _Decision:
                                   self.X[holds], self.X[fails])
         out.diagnosis = self._diagnose(k, spec, e, fails)
         if out.diagnosis is not None and regional:  # the JSON carries the region this way
-            where = f"it holds for {out.region}" if out.region else \
-                "it holds on part of the domain"
-            out.diagnosis = Diagnosis(out.diagnosis.kind, f"{where}; where it fails, "
-                                      f"{out.diagnosis.text}")
+            where = f"for {out.region}" if out.region else "on part of the domain"
+            out.diagnosis = Diagnosis(out.diagnosis.kind, f"it holds {where}; where it "
+                                      f"fails, {out.diagnosis.text}")
         out.how = f"fails at {len(fails)} of {len(holds) + len(fails)} sampled points"
         return out
 
@@ -240,7 +245,8 @@ class _Decision:
             out.verdict, out.how = PROVED, f"claimed - true simplifies to 0 ({route})"
         else:
             out.verdict = AGREES
-            out.how = f"equal at all {n} sampled points to 40 digits; not proved symbolically"
+            out.how = (f"equal at all {n} sampled points (compared at 50+ digits); not proved "
+                       "symbolically")
         return out
 
     def _counterexample(self, k: int, fails: list[int]) -> tuple[np.ndarray, Reading] | None:
@@ -280,7 +286,8 @@ class _Decision:
         if not usable:
             return None
         case = self._case(spec, e, k, self.X[usable])
-        done, found = self.diagnoses.run(lambda: diagnose(case), 1.5, small=False)
+        small = tree_size(case.f, SMALL) + tree_size(case.D, SMALL) <= SMALL
+        done, found = self.diagnoses.run(lambda: diagnose(case), 1.5, small=small)
         return found if done else None
 
     def _case(self, spec: Spec, e: Entry, k: int, X: np.ndarray) -> Case:
