@@ -3,7 +3,8 @@
 Run: ``python benchmarks/bench_claims.py`` (``--repeats N``, default 3). For each claim:
 
 * ``cli s``: the whole ``python -m diffcheck expr F --claim G`` in a fresh process (imports,
-  parsing, the four engines, the claim check), best of the repeats;
+  parsing, the four engines, the claim check), best of the repeats; ``cli s, no claim``: the
+  same command without the claim (mostly Python's and SymPy's start-up);
 * ``check s``: ``dc.check_expression(F, claim=G)`` in this process, best of the repeats;
 * ``claim s``: the part of that spent on the claim (``check s`` minus the same check without
   a claim).
@@ -59,12 +60,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    rows = [("claim", "verdicts", "cli s", "check s", "claim s")]
+    rows = [("claim", "verdicts", "cli s", "cli s, no claim", "check s", "claim s")]
     worst = 0.0
     for name, f, extra in CASES:
         cmd = [sys.executable, "-m", "diffcheck", "expr", f, *extra]
         cli = best(lambda c=cmd: subprocess.run(c, env=env, capture_output=True, check=False),
                    args.repeats)
+        bare = [a for a in extra if a.startswith("--wrt")] + \
+            [extra[i + 1] for i, a in enumerate(extra) if a == "--wrt"]
+        cmd0 = [sys.executable, "-m", "diffcheck", "expr", f, *bare]
+        cli0 = best(lambda c=cmd0: subprocess.run(c, env=env, capture_output=True, check=False),
+                    args.repeats)
         kw = kwargs(extra)
         check = best(lambda f=f, kw=kw: dc.check_expression(f, **kw), args.repeats)
         plain_kw = {k: v for k, v in kw.items() if k == "wrt"}
@@ -72,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         plain = best(lambda f=f, kw=plain_kw: dc.check_expression(f, **kw), args.repeats)
         report = dc.check_expression(f, **kw)
         verdicts = ",".join(sorted({e.verdict for c in report.claims for e in c.entries}))
-        rows.append((name, verdicts, f"{cli:.2f}", f"{check:.2f}", f"{check - plain:.2f}"))
+        rows.append((name, verdicts, f"{cli:.2f}", f"{cli0:.2f}", f"{check:.2f}",
+                     f"{check - plain:.2f}"))
         worst = max(worst, cli)
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for r in rows:
