@@ -381,7 +381,8 @@ def hessian_scale(H: np.ndarray, S: np.ndarray, F: np.ndarray) -> np.ndarray:
 
 def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: bool = False,
                      engines: Any = None, points: int = 3, seed: int = 0,
-                     rtol: float | None = None, atol: float | None = None) -> Report:
+                     rtol: float | None = None, atol: float | None = None,
+                     claim: Any = None, claim_hessian: Any = None) -> Report:
     """Check the gradient (or Jacobian, and optionally Hessian) of an expression.
 
     Args:
@@ -395,10 +396,14 @@ def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: boo
         engines: names among symbolic, forward, reverse, finite, jax, or "all".
         points, seed: how many random points, and the seed that draws them.
         rtol, atol: override the tolerance model for the exact engines.
+        claim, claim_hessian: a derivative you derived, checked against F's (see
+            docs/claims.md): text in EXPR's syntax (``"2*x"``, ``"[y, x]"``,
+            ``"[[2, 2*x2], [-2*x1, 3]]"``), SymPy expressions, or lists of them. Each entry
+            gets a verdict (proved, agrees, partly, wrong) in ``report.claims``.
 
     Returns:
         A :class:`~diffcheck.report.Report`; ``report.ok`` is True when every engine agrees
-        at every point.
+        at every point (and every claimed entry is proved or agrees).
 
     Raises:
         DiffcheckError: bad text (ParseError), a point outside the domain (DomainError),
@@ -410,6 +415,12 @@ def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: boo
     names = _engines(engines)
     _validate(points, seed, rtol, atol)
     fn = Function.from_text(expr, wrt, at)
+    claims = None
+    if claim is not None or claim_hessian is not None:
+        from .claims import prepare
+
+        claims = prepare(expr, fn, claim, claim_hessian)  # bad claims fail before any work
+        hessian = hessian or claims.hessian
     X = user_points(fn, at) if at is not None else random_points(fn, points, seed)
     values, errors, sym = run_engines(fn, X, names, hessian)
     scales = _scales(fn, X, values, hessian)
@@ -423,6 +434,8 @@ def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: boo
         verdict = compare.judge(vals, errs, scl, rtol, atol, ref)
         at_p = dict(zip(fn.variables, map(float, X[p]), strict=True))
         report.points.append(PointResult(at_p, value[p], vals, errs, verdict))
+    if claims is not None:
+        report.claims = claims.decide(report.formulas, X if at is not None else None, seed)
     return report
 
 

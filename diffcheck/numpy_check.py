@@ -1105,6 +1105,8 @@ def check_gradient(f: Fn, grad: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> r.ok, r.worst_index
     (False, (0,))
     """
+    if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
+        return _claim_check("gradient", f, grad, x, **opts)
     return _check("gradient", f, grad, x, **opts)
 
 
@@ -1116,6 +1118,8 @@ def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> check_jacobian(f, jac, np.array([2.0, 0.5])).ok
     True
     """
+    if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
+        return _claim_check("jacobian", f, jac, x, **opts)
     return _check("jacobian", f, jac, x, **opts)
 
 
@@ -1127,7 +1131,15 @@ def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
     ...               np.array([1.0, 3.0])).ok
     True
     """
+    if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
+        return _claim_check("hessian", f, hess, x, **opts)
     return _check("hessian", f, hess, x, **opts)
+
+
+def _claim_check(kind: str, f: str, claimed: Any, x: Any, **opts: Any) -> Any:
+    from .claims.routing import check_text
+
+    return check_text(kind, f, claimed, x, **opts)
 
 
 def _assert(result: CheckResult) -> CheckResult:

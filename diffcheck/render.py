@@ -86,7 +86,7 @@ def render_point(report: Report, p: PointResult, number: int) -> list[str]:
 def verdict_line(report: Report) -> str:
     n = len(report.points)
     pts = f"{n} point{'s' if n != 1 else ''}"
-    if report.ok:
+    if all(p.ok for p in report.points):
         return f"OK: all {len(report.engines)} engines agree at {pts}."
     bad = [(i, p) for i, p in enumerate(report.points, 1) if not p.ok]
     i, p = bad[0]
@@ -99,13 +99,17 @@ def verdict_line(report: Report) -> str:
 
 
 def render_report(report: Report) -> str:
+    from .claims.text import claim_lines, summary_line
+
     lines: list[Any] = [f"expression: {report.expression}",
                         f"variables:  {', '.join(report.variables) or '(none)'}",
                         f"engines:    {', '.join(report.engines)}", ""]
+    lines += claim_lines(report)
     lines += render_formulas(report)
     for i, p in enumerate(report.points, 1):
         lines.append("")
         lines += render_point(report, p, i)
     lines += [""] + [f"note: {n}" for n in report.notes]
     lines.append(verdict_line(report))
+    lines.append(summary_line(report))
     return "\n".join(line for line in lines if line is not None)

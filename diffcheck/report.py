@@ -45,6 +45,7 @@ class Report:
     engines: list[str]
     points: list[PointResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    claims: list[Any] = field(default_factory=list)  # claims.ClaimResult, one per claim
 
     @property
     def outputs(self) -> int:
@@ -52,7 +53,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(p.ok for p in self.points)
+        return all(p.ok for p in self.points) and all(c.ok for c in self.claims)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -68,7 +69,7 @@ class Report:
         sym: dict[str, Any] = {key: _shape_out(self.formulas["jacobian"], self.vector)}
         if self.hessian:
             sym["hessian"] = _shape_out(self.formulas["hessian"], self.vector)
-        return {
+        doc = {
             "expression": self.expression,
             "variables": list(self.variables),
             "outputs": self.outputs,
@@ -76,6 +77,9 @@ class Report:
             "symbolic": sym,
             "points": [self._point_dict(p) for p in self.points],
         }
+        if self.claims:
+            doc["claims"] = [c.to_dict() for c in self.claims]
+        return doc
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)

@@ -126,3 +126,19 @@ def test_mlp_batchnorm(capsys):
     # the failure printed after "layer: OK" says it is the intended one, on the same line
     failed = [line for line in out.splitlines() if "FAILED" in line]
     assert failed and all("meant to fail" in line for line in failed), failed
+
+
+def test_claims_from_the_notes(capsys):
+    r, out = run("claims_from_the_notes", capsys)
+    for name in ("Jacobian R2 -> R3", "six-hump camel Hessian", "computational graph",
+                 "backpropagation", "multivariate chain rule", "AD illustration"):
+        assert r[name]["ok"] and set(r[name]["verdicts"]) == {"proved"}, name
+    assert r["J(2, 1)"] == [[2.0, 2.0], [-4.0, 3.0], [4.0, 8.0]]
+    assert r["H(0, 1)"] == [[8.0, 1.0], [1.0, 40.0]]
+    slip = r["AD illustration, da/dx forgotten"]
+    assert slip["verdicts"] == ["wrong"] and slip["diagnoses"] == ["missing-chain-factor"]
+    assert slip["counterexamples"][0]["at"] == {"x": 1.0}
+    transposed = r["Jacobian written transposed"]
+    assert transposed["verdicts"] == ["proved", "wrong", "wrong", "proved"]
+    assert transposed["diagnoses"] == ["transposed", "transposed"]
+    assert "d/dx(x**2) = 2*x wherever x**2 is inside" in out

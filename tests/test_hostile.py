@@ -79,7 +79,7 @@ def test_code_injection_is_rejected_and_nothing_runs(sentinel, capsys):
         assert err.startswith("diffcheck: error:") and "Traceback" not in err, text
 
 
-@pytest.mark.parametrize("text, limit", [
+RESOURCE_ATTACKS = [
     ("9**9**9**9", "too large"),
     ("x**(9**9**9)", "too large"),
     ("99**9999", "digits"),
@@ -103,7 +103,14 @@ def test_code_injection_is_rejected_and_nothing_runs(sentinel, capsys):
     ("x" + "²+x" * 200_000, "tokens"),
     ("√" * 50 + "x", "in parentheses"),
     ("θ" * 3_000_000, "characters long"),
-], ids=lambda v: v if len(v) < 30 else f"{v[:12]}...({len(v)} chars)")
+]
+
+
+def _short_id(v: str) -> str:
+    return v if len(v) < 30 else f"{v[:12]}...({len(v)} chars)"
+
+
+@pytest.mark.parametrize("text, limit", RESOURCE_ATTACKS, ids=_short_id)
 def test_resource_attacks_fail_fast_naming_the_limit(text, limit):
     t0 = time.perf_counter()
     with pytest.raises(ParseError, match=limit):
@@ -262,3 +269,56 @@ def test_unreadable_stdin_is_bad_input(capsys):
     code = main(["expr", "-"])  # pytest's captured stdin cannot be read
     err = capsys.readouterr().err
     assert code == 2 and "standard input could not be read" in err
+
+
+# -- the same attacks through a claimed derivative (--claim, --claim-hessian) ------------------
+def test_code_injection_through_a_claim_is_rejected_and_nothing_runs(sentinel, capsys):
+    for text in injections(sentinel):
+        for argv in (["x", "--claim", text], ["x*y", "--claim", f"[{text}, x]"],
+                     ["x", "--claim-hessian", text]):
+            code = main(["expr", *argv])
+            err = capsys.readouterr().err
+            assert code == 2, argv
+            assert err.startswith("diffcheck: error:") and "Traceback" not in err, argv
+
+
+@pytest.mark.parametrize("text, limit", RESOURCE_ATTACKS, ids=_short_id)
+def test_resource_attacks_through_a_claim_fail_fast_naming_the_limit(text, limit):
+    for f, claim in (("x", {"claim": text}), ("x*y", {"claim": f"[y, {text}]"}),
+                     ("x*y", {"claim_hessian": f"[[0, 1], [1, {text}]]"})):
+        t0 = time.perf_counter()
+        with pytest.raises(ParseError, match=limit):
+            dc.check_expression(f, **claim)
+        assert time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("f, claim", [
+    ("x", "-" * 3001 + "x"),
+    ("x", "+".join(["x"] * 50_000)),
+    ("x", "sin(" * 99 + "x" + ")" * 99),
+    ("x**2", "(x+1)**10000"),
+    ("x", "exp(exp(exp(exp(exp(x)))))"),
+    ("x", "sin(exp(exp(exp(x))))"),
+    ("x", "x**x**x**x**x**x**x"),
+    ("x**2", "2*x + (x+1)**2000*(x-1)**2000 - (x**2-1)**2000"),  # right, needs 700 digits
+    ("x**2", "2*x + " + " + ".join(f"(sin({k}*x)**2 + cos({k}*x)**2 - 1)" for k in range(40))),
+    ("x*y", "[y*(x+y)**500/(x+y)**500, x + (x-y)**200 - (y-x)**200]"),
+], ids=lambda v: v if len(v) < 30 else f"{v[:20]}...({len(v)} chars)")
+def test_legal_but_heavy_claims_end(f, claim):
+    t0 = time.perf_counter()
+    report = dc.check_expression(f, claim=claim, points=1)
+    assert report.claims and time.perf_counter() - t0 < 30
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=20).map("".join))
+def test_fuzz_claims_never_crash(text):
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["expr", "x*y", f"--claim=[{text}, x]", "--points", "1"])
+    assert code in (0, 1, 2), (text, err.getvalue())
+    assert "Traceback" not in err.getvalue() and time.perf_counter() - t0 < 20
