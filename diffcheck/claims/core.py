@@ -118,7 +118,8 @@ def prepare(expr: Any, fn: Any, claim: Any, claim_hessian: Any) -> Claims:
         raise UsageError("F has no variables, so there is no derivative to claim")
     specs = []
     if claim is not None:
-        specs.append(first_derivatives(read_claim(claim, fn.variables), len(fn.exprs), fn.wrt, fn.vector))
+        specs.append(first_derivatives(read_claim(claim, fn.variables), len(fn.exprs), fn.wrt,
+                                       fn.vector))
     if claim_hessian is not None:
         specs.append(hessian(read_claim(claim_hessian, fn.variables), fn.wrt, fn.vector))
     check_variables(specs, fn.variables)
