@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..tracing import Traced, next_level
+from ..tracing import Traced, dispatch, next_level
+from .numpy_ops import align, array_function, astype, getitem, shape_of, ufunc_method
 
-
-def shape_of(x: Any) -> tuple[int, ...]:
-    return x.shape if isinstance(x, Traced) else np.shape(x)
+__all__ = ["Dual", "align", "broadcast_to", "next_level", "shape_of", "tangent_of",
+           "unit_duals", "value_of"]
 
 
 def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
@@ -36,15 +36,6 @@ def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
         k = shape_of(x.tan)[0]
         return Dual(broadcast_to(x.val, shape), broadcast_to(x.tan, (k, *shape)), x.level)
     return np.broadcast_to(x, shape)
-
-
-def align(tan: Any, val_shape: tuple[int, ...], out_ndim: int) -> Any:
-    """Insert axes after the direction axis so value axes line up with the output's."""
-    extra = out_ndim - len(val_shape)
-    if extra <= 0:
-        return tan
-    k = shape_of(tan)[0]
-    return tan.reshape((k,) + (1,) * extra + tuple(val_shape))
 
 
 class Dual(Traced):
@@ -110,19 +101,12 @@ class Dual(Traced):
 
     # -- NumPy protocols ---------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from ..tracing import dispatch
-        from .numpy_ops import ufunc_method
-
         return ufunc_method(dispatch, ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
-        from .numpy_ops import array_function
-
         return array_function(func, args, kwargs)
 
     def __getitem__(self, index: Any) -> Any:
-        from .numpy_ops import getitem
-
         return getitem(self, index)
 
     # -- operators route through NumPy's ufuncs, hence through the rule table ---------------
@@ -245,8 +229,6 @@ class Dual(Traced):
         return self
 
     def astype(self, dtype, *args, **kwargs):
-        from .numpy_ops import astype
-
         return astype(self, dtype)
 
 

@@ -23,7 +23,10 @@ import numpy as np
 
 from ..errors import UnsupportedError
 from ..tracing import Traced, next_level
-from .forward import Dual, shape_of
+from .forward import Dual
+from .numpy_ops.core import shape_of, unbroadcast
+
+__all__ = ["Tape", "Var", "backward", "unbroadcast"]
 
 
 class Tape:
@@ -115,18 +118,6 @@ class Var(Traced):
 
 def _pullback(prim: Any, primal: list, out: Any, params: dict, i: int):
     return lambda g: prim.vjp(primal, out, g, **params)[i]
-
-
-def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``g`` down to ``shape`` (undo NumPy broadcasting)."""
-    gshape = shape_of(g)
-    if gshape == shape:
-        return g
-    lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
-    g = np.sum(g, axis=axes) if axes else g
-    return np.reshape(g, shape) if shape_of(g) != shape else g
 
 
 def _magnitude(v: Any) -> Any:

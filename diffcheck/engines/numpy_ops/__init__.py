@@ -36,9 +36,11 @@ from .core import (
     NONDIFF_UFUNCS,
     STRUCTURAL_ROWS,
     KinkLog,
+    align,
     array_function,
     getitem,
     register,
+    shape_of,
     strip,
     supported_numpy,
     ufunc_method,
@@ -49,6 +51,6 @@ from .shapes import astype
 
 __all__ = [
     "ARRAY_FUNCTIONS", "COMPARISONS", "NONDIFF_UFUNCS", "STRUCTURAL_ROWS", "KinkLog",
-    "array_function", "astype", "getitem", "register", "strip", "supported_numpy",
-    "ufunc_method", "unbroadcast", "watch_kinks",
+    "align", "array_function", "astype", "getitem", "register", "shape_of", "strip",
+    "supported_numpy", "ufunc_method", "unbroadcast", "watch_kinks",
 ]

@@ -194,8 +194,12 @@ def supported_numpy() -> list[str]:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _shape(x: Any) -> tuple[int, ...]:
+def shape_of(x: Any) -> tuple[int, ...]:
+    """The shape of a plain or traced value."""
     return tuple(x.shape) if isinstance(x, Traced) else np.shape(x)
+
+
+_shape = shape_of
 
 
 def _k(t: Any) -> int:
@@ -227,10 +231,25 @@ def _lead(t: Any, ndim: int) -> Any:
 
 
 def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``g`` down to ``shape`` (undo broadcasting); works on duals."""
-    from ..reverse import unbroadcast as _ub
+    """Sum ``g`` down to ``shape`` (undo NumPy broadcasting); works on duals."""
+    shape = tuple(shape)
+    gshape = shape_of(g)
+    if gshape == shape:
+        return g
+    lead = len(gshape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
+    g = np.sum(g, axis=axes) if axes else g
+    return np.reshape(g, shape) if shape_of(g) != shape else g
 
-    return _ub(g, tuple(shape))
+
+def align(tan: Any, val_shape: tuple[int, ...], out_ndim: int) -> Any:
+    """Insert axes after the direction axis so value axes line up with the output's."""
+    extra = out_ndim - len(val_shape)
+    if extra <= 0:
+        return tan
+    k = shape_of(tan)[0]
+    return tan.reshape((k,) + (1,) * extra + tuple(val_shape))
 
 
 def _row(name: str, impl: Callable, jvp: Callable, vjp: Callable) -> Primitive:

@@ -17,6 +17,7 @@ from .core import (
     _log_conjugating,
     _row,
     _shape,
+    align,
     register,
     strip,
     unbroadcast,
@@ -287,8 +288,6 @@ def _inv(a):
 
 
 def _solve_jvp(primals, tangents, out, **_):
-    from ..forward import align
-
     (a, b), (ta, tb) = primals, tangents
     nd = len(_shape(out))
     rhs = None if tb is None else align(tb, _shape(b), nd)

@@ -20,6 +20,7 @@ from .core import (
     _shape,
     _shift,
     _zeros_t,
+    align,
     getitem,
     register,
     strip,
@@ -103,8 +104,6 @@ def _atleast(*arys):
 
 
 def _broadcast_jvp(p, t, out, *, shape):
-    from ..forward import align
-
     tt = align(t[0], _shape(p[0]), len(shape))
     return np.broadcast_to(tt, (_k(t[0]), *shape))
 
@@ -267,8 +266,6 @@ def _cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 # -- where, clip, indexing, astype -----------------------------------------------------------
 
 def _where_jvp(primals, tangents, out, *, cond):
-    from ..forward import align
-
     nd = len(_shape(out))
     k = _k(next(t for t in tangents if t is not None))
     parts = [align(t, _shape(p), nd) if t is not None else 0.0
