@@ -16,13 +16,15 @@ True
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..tracing import Traced, dispatch, next_level
+from ..tracing import Traced, dispatch, next_level, top_level
 from .numpy_ops import align, array_function, astype, getitem, shape_of, ufunc_method
+from .numpy_ops.inplace import conform, write
 
 __all__ = ["Dual", "align", "broadcast_to", "next_level", "shape_of", "tangent_of",
            "unit_duals", "value_of"]
@@ -104,10 +106,61 @@ class Dual(Traced):
         return ufunc_method(dispatch, ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
-        return array_function(func, args, kwargs)
+        return array_function(func, args, kwargs, types)
 
     def __getitem__(self, index: Any) -> Any:
         return getitem(self, index)
+
+    # -- writes: the object is rebound to the written value, so every name bound to it sees
+    # the write (as with a NumPy array); views made by indexing do not write through
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._rebind(write(self, index, value))
+
+    def _rebind(self, new: Any) -> None:
+        """Stand for ``new`` from now on (a write, ``out=``, an in-place operator)."""
+        new = conform(new, self.shape, self.dtype)
+        if isinstance(new, Dual) and new.level == self.level:
+            self.val, self.tan = new.val, new.tan
+        elif top_level((new,))[0] < self.level:  # a constant for this pass
+            k = shape_of(self.tan)[0]
+            self.val = new
+            self.tan = np.zeros((k, *shape_of(new)), dtype=np.result_type(self.tan))
+        else:
+            raise_outer_write(self)
+
+    def __iadd__(self, o):
+        self._rebind(np.add(self, o))
+        return self
+
+    def __isub__(self, o):
+        self._rebind(np.subtract(self, o))
+        return self
+
+    def __imul__(self, o):
+        self._rebind(np.multiply(self, o))
+        return self
+
+    def __itruediv__(self, o):
+        self._rebind(np.divide(self, o))
+        return self
+
+    def __ipow__(self, o):
+        self._rebind(np.power(self, o))
+        return self
+
+    def __imatmul__(self, o):
+        self._rebind(np.matmul(self, o))
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        """ndarray methods without a method of their own here, through NumPy's functions
+        (``x.prod()`` is ``np.prod(x)``), and ``.real``/``.imag``."""
+        fn = _METHODS.get(name)
+        if fn is not None:
+            return functools.partial(fn, self)
+        if name in _PROPERTIES:
+            return _PROPERTIES[name](self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- operators route through NumPy's ufuncs, hence through the rule table ---------------
     def __add__(self, o):
@@ -226,10 +279,26 @@ class Dual(Traced):
         return np.clip(self, min, max)
 
     def copy(self):
-        return self
+        return Dual(self.val, self.tan, self.level)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        self._rebind(np.sort(self, axis=axis, kind=kind, order=order))
 
     def astype(self, dtype, *args, **kwargs):
         return astype(self, dtype)
+
+
+#: ndarray methods answered by the NumPy function of the same name
+_METHODS = {name: getattr(np, name) for name in (
+    "prod", "cumprod", "repeat", "take", "trace", "diagonal", "round", "conj", "conjugate",
+    "argmax", "argmin", "argsort", "nonzero", "any", "all", "ptp") if hasattr(np, name)}
+_PROPERTIES = {"real": np.real, "imag": np.imag}
+
+
+def raise_outer_write(target: Any) -> None:
+    raise UnsupportedError(
+        f"a value of an outer derivative pass was written into a {type(target).__name__} of an "
+        "inner one; write into arrays created at the same nesting level")
 
 
 def unit_duals(x: np.ndarray, level: int | None = None) -> list[Dual]:

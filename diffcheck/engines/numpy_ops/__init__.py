@@ -29,7 +29,7 @@ True
 
 from __future__ import annotations
 
-from . import linalg, reductions, shapes, ufuncs  # noqa: F401  (they register their rows)
+from . import inplace, linalg, reductions, shapes, ufuncs  # noqa: F401  (they register rows)
 from .core import (
     ARRAY_FUNCTIONS,
     COMPARISONS,
@@ -47,10 +47,11 @@ from .core import (
     unbroadcast,
     watch_kinks,
 )
+from .inplace import trace_call, tracing_scope
 from .shapes import astype
 
 __all__ = [
     "ARRAY_FUNCTIONS", "COMPARISONS", "NONDIFF_UFUNCS", "STRUCTURAL_ROWS", "KinkLog",
     "align", "array_function", "astype", "getitem", "register", "shape_of", "strip",
-    "supported_numpy", "ufunc_method", "unbroadcast", "watch_kinks",
+    "supported_numpy", "trace_call", "tracing_scope", "ufunc_method", "unbroadcast", "watch_kinks",
 ]

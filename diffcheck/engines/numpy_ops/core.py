@@ -128,11 +128,15 @@ def _log_conjugating(name: str) -> None:
 
 def ufunc_method(dispatch: Callable, ufunc: Any, method: str, inputs: tuple,
                  kwargs: dict) -> Any:
-    """Answer ``__array_ufunc__`` for a traced value."""
-    if kwargs.get("out") is not None:
-        raise UnsupportedError(
-            f"np.{ufunc.__name__}(..., out=...) writes into an array in place, which cannot "
-            f"carry derivatives; assign the result instead (y = np.{ufunc.__name__}(...)).")
+    """Answer ``__array_ufunc__`` for a traced value.
+
+    ``out=`` writes the result into its targets: a traced value or an array made while
+    tracing is rebound to the result (``x += y``); a plain array can hold a plain result only.
+    """
+    inputs = tuple(map(unwrap, inputs))
+    out = kwargs.pop("out", None)
+    if out is not None:
+        return write_out(ufunc, out, ufunc_method(dispatch, ufunc, method, inputs, kwargs))
     if ufunc in NONDIFF_UFUNCS and method == "__call__":
         if _kink_logs and any(is_traced(a) for a in inputs):
             _log_kink(ufunc.__name__, *inputs[:2])
@@ -143,17 +147,71 @@ def ufunc_method(dispatch: Callable, ufunc: Any, method: str, inputs: tuple,
             _log_kink(row.name, *inputs[:2])
         return dispatch(row, inputs, {})
     handler = ARRAY_FUNCTIONS.get((ufunc, method))
+    if handler is None and EXTENSIONS:  # rows for optional libraries load on first need
+        while EXTENSIONS:
+            EXTENSIONS.pop()()
+        return ufunc_method(dispatch, ufunc, method, inputs, kwargs)
     if handler is not None:
         return handler(*inputs, **kwargs)
     raise UnsupportedError(
-        f"diffcheck cannot differentiate np.{ufunc.__name__}"
+        f"diffcheck cannot differentiate {_ufunc_name(ufunc)}"
         f"{'' if method == '__call__' else '.' + method}"
         f"{'' if not kwargs else ' with ' + ', '.join(kwargs)}; "
         "rewrite that step with supported NumPy operations (see diffcheck.supported_numpy()).")
 
 
-def array_function(func: Callable, args: tuple, kwargs: dict) -> Any:
+def _ufunc_name(ufunc: Any) -> str:
+    return ("scipy.special." if _is_scipy(ufunc) else "np.") + ufunc.__name__
+
+
+def _is_scipy(ufunc: Any) -> bool:
+    import sys
+
+    special = sys.modules.get("scipy.special")
+    return special is not None and getattr(special, ufunc.__name__, None) is ufunc
+
+
+#: loaders of rows for ufuncs from optional libraries, tried once each when such a ufunc
+#: first reaches the dispatch (SciPy is never imported by diffcheck itself)
+EXTENSIONS: list[Callable[[], None]] = []
+
+
+def write_out(ufunc: Any, out: tuple, result: Any) -> Any:
+    """Write a ufunc's ``result`` into ``out`` (a tuple of targets) and return the target."""
+    results = result if isinstance(result, tuple) else (result,)
+    for target, value in zip(out, results, strict=True):
+        if target is None:
+            continue
+        rebind = getattr(target, "_rebind", None)
+        if rebind is not None:
+            rebind(value)
+        elif is_traced(value):
+            raise UnsupportedError(
+                f"np.{ufunc.__name__}(..., out=a) writes a traced value into an array `a` "
+                "made before f was called (or by a function diffcheck does not wrap): such "
+                f"arrays cannot carry derivatives; assign the result instead "
+                f"(a = np.{ufunc.__name__}(...)) or create `a` inside f (np.zeros, np.empty, "
+                "np.array, ...).")
+        else:
+            np.copyto(target, value, casting="same_kind")
+    targets = tuple(t if t is not None else r for t, r in zip(out, results, strict=True))
+    return targets if isinstance(result, tuple) else targets[0]
+
+
+def unwrap(a: Any) -> Any:
+    """The traced value an array made while tracing stands for (see :mod:`.inplace`), or
+    ``a`` itself."""
+    if type(a) is np.ndarray or not isinstance(a, np.ndarray):
+        return a
+    t = getattr(a, "_traced", None)
+    return a if t is None else t
+
+
+def array_function(func: Callable, args: tuple, kwargs: dict, types: Any = ()) -> Any:
     """Answer ``__array_function__`` for a traced value."""
+    if any(issubclass(t, np.ndarray) for t in types):  # arrays standing for traced values
+        args = tuple(_unwrap_deep(a) for a in args)
+        kwargs = {k: _unwrap_deep(v) for k, v in kwargs.items()}
     handler = ARRAY_FUNCTIONS.get(func)
     if handler is None:
         name = getattr(func, "__name__", repr(func))
@@ -164,6 +222,12 @@ def array_function(func: Callable, args: tuple, kwargs: dict) -> Any:
             f"diffcheck cannot differentiate {prefix}{name} yet; rewrite that step with "
             "supported NumPy operations (see diffcheck.supported_numpy()).")
     return handler(*args, **kwargs)
+
+
+def _unwrap_deep(a: Any) -> Any:
+    if isinstance(a, list | tuple):
+        return type(a)(_unwrap_deep(b) for b in a)
+    return unwrap(a)
 
 
 def getitem(x: Any, index: Any) -> Any:
@@ -252,7 +316,12 @@ def align(tan: Any, val_shape: tuple[int, ...], out_ndim: int) -> Any:
     return tan.reshape((k,) + (1,) * extra + tuple(val_shape))
 
 
-def _row(name: str, impl: Callable, jvp: Callable, vjp: Callable) -> Primitive:
+def _row(name: str, impl: Callable, jvp: Callable, vjp: Callable, *,
+         shapes_only: bool = False) -> Primitive:
+    """A structural row. ``shapes_only``: the vjp reads only the shapes and dtypes of the
+    primals and the output, so the tape keeps no values alive for it."""
+    if shapes_only:
+        vjp.shapes_only = True
     row = Primitive(name, impl, (), jvp=jvp, vjp=vjp)
     STRUCTURAL_ROWS[name] = row
     return row

@@ -48,7 +48,7 @@ def _sum_vjp(primals, out, g, *, axis=None, keepdims=False):
 
 sum_p = _row("sum", lambda x, *, axis=None, keepdims=False: np.sum(x, axis=axis,
                                                                       keepdims=keepdims),
-             _sum_jvp, _sum_vjp)
+             _sum_jvp, _sum_vjp, shapes_only=True)
 
 
 def _extreme_mask(x: Any, out: Any, axes: tuple[int, ...], keepdims: bool) -> np.ndarray:
@@ -199,7 +199,8 @@ def _cumsum_vjp(primals, out, g, *, axis):
 
 
 cumsum_p = _row("cumsum", lambda x, *, axis: np.cumsum(x, axis=axis),
-                lambda p, t, out, *, axis: np.cumsum(t[0], axis=axis + 1), _cumsum_vjp)
+                lambda p, t, out, *, axis: np.cumsum(t[0], axis=axis + 1), _cumsum_vjp,
+                shapes_only=True)
 
 
 def _cumulative(name: str, row: Primitive) -> Callable[..., Any]:

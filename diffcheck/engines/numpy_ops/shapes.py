@@ -32,7 +32,7 @@ from .core import (
 reshape_p = _row(
     "reshape", lambda x, *, shape: np.reshape(x, shape),
     lambda p, t, out, *, shape: np.reshape(t[0], (_k(t[0]), *_shape(out))),
-    lambda p, out, g, *, shape: (np.reshape(g, _shape(p[0])),))
+    lambda p, out, g, *, shape: (np.reshape(g, _shape(p[0])),), shapes_only=True)
 
 
 @register(np.reshape)
@@ -50,7 +50,7 @@ def _transpose_jvp(p, t, out, *, axes):
 
 transpose_p = _row(
     "transpose", lambda x, *, axes: np.transpose(x, axes), _transpose_jvp,
-    lambda p, out, g, *, axes: (np.transpose(g, tuple(np.argsort(axes))),))
+    lambda p, out, g, *, axes: (np.transpose(g, tuple(np.argsort(axes))),), shapes_only=True)
 
 
 @register(np.transpose)
@@ -110,7 +110,7 @@ def _broadcast_jvp(p, t, out, *, shape):
 
 broadcast_to_p = _row(
     "broadcast_to", lambda x, *, shape: np.broadcast_to(x, shape), _broadcast_jvp,
-    lambda p, out, g, *, shape: (unbroadcast(g, _shape(p[0])),))
+    lambda p, out, g, *, shape: (unbroadcast(g, _shape(p[0])),), shapes_only=True)
 
 
 @register(np.broadcast_to)
@@ -136,7 +136,7 @@ def _concat_vjp(primals, out, g, *, axis):
 
 
 concatenate_p = _row("concatenate", lambda *xs, axis: np.concatenate(xs, axis=axis),
-                     _concat_jvp, _concat_vjp)
+                     _concat_jvp, _concat_vjp, shapes_only=True)
 
 
 @register(np.concatenate)
@@ -279,7 +279,8 @@ def _where_vjp(primals, out, g, *, cond):
             unbroadcast(np.where(cond, zero, g), _shape(primals[1])))
 
 
-where_p = _row("where", lambda x, y, *, cond: np.where(cond, x, y), _where_jvp, _where_vjp)
+where_p = _row("where", lambda x, y, *, cond: np.where(cond, x, y), _where_jvp, _where_vjp,
+               shapes_only=True)
 
 
 @register(np.where)
@@ -344,11 +345,11 @@ def _scatter_jvp(primals, tangents, out, *, index, shape):
 scatter_p = _row(
     "scatter_add",
     lambda g, *, index, shape: _scatter(g, index, shape, np.result_type(g, np.float16)),
-    _scatter_jvp, lambda p, out, g, *, index, shape: (getitem(g, index),))
+    _scatter_jvp, lambda p, out, g, *, index, shape: (getitem(g, index),), shapes_only=True)
 
 getitem_p = _row(
     "getitem", lambda x, *, index: x[index], _getitem_jvp,
-    lambda p, out, g, *, index: (scatter_p(g, index=index, shape=_shape(p[0])),))
+    lambda p, out, g, *, index: (scatter_p(g, index=index, shape=_shape(p[0])),), shapes_only=True)
 
 
 @register("getitem")
@@ -526,7 +527,7 @@ def _astype_jvp(p, t, out, *, dtype):
 astype_p = _row(
     "astype", lambda x, *, dtype: np.asarray(x).astype(dtype), _astype_jvp,
     lambda p, out, g, *, dtype: (g.astype(np.result_type(strip(p[0]), np.float16))
-                                 if hasattr(g, "astype") else g,))
+                                 if hasattr(g, "astype") else g,), shapes_only=True)
 
 
 def astype(x: Any, dtype: Any) -> Any:
@@ -540,4 +541,4 @@ def astype(x: Any, dtype: Any) -> Any:
 
 @register(np.copy)
 def _copy(a, order="K", subok=False):
-    return a
+    return a.copy()  # a new handle: a write into the copy leaves `a` alone
