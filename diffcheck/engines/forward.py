@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..tracing import Traced, dispatch, next_level, top_level
 from .numpy_ops import align, array_function, astype, getitem, shape_of, ufunc_method
-from .numpy_ops.inplace import conform, write
+from .numpy_ops.inplace import array_of_traced, conform, write
 
 __all__ = ["Dual", "align", "broadcast_to", "next_level", "shape_of", "tangent_of",
            "unit_duals", "value_of"]
@@ -231,9 +231,8 @@ class Dual(Traced):
 
     # -- ndarray methods that plain NumPy code calls (see engines.numpy_ops) ----------------
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        raise UnsupportedError(
-            "np.asarray/np.array of a traced value would drop its derivative; pass the array "
-            "on unchanged (NumPy functions accept it) or convert only plain inputs.")
+        # the values of an argument of an ndarray method (X.dot(w)), or an error
+        return array_of_traced(self, dtype, copy)
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)

@@ -53,6 +53,15 @@ import numpy as np
 from ...errors import UnsupportedError
 from ...tracing import is_traced
 from .core import _k, _row, getitem, shape_of, strip, unbroadcast, unwrap
+from .methods import (
+    METHODS,
+    NeedsCallSite,
+    call_sites,
+    cannot_answer,
+    method_in_flight,
+    method_result,
+    recording,
+)
 from .shapes import _index, _is_basic, astype
 
 # -- the row: a[index] = v, as a new value ----------------------------------------------------
@@ -260,6 +269,26 @@ class BoundArray(TracedArray):
     """An array made while tracing that a traced value was written into: it stands for
     that value (its own entries hold the value's numbers)."""
 
+    __array_priority__ = 1e9  # outputs of ndarray methods given it are made of this type
+
+    def __array_finalize__(self, obj: Any) -> None:
+        """A new array NumPy made from this one in C: the output of a method of a plain
+        array given it (``X.dot(h)``; bound here when the call is recorded, see
+        :mod:`.methods`), or a value diffcheck cannot follow (an :class:`_Orphan`). Views made
+        by :meth:`__getitem__` get their value right after."""
+        traced = getattr(obj, "_traced", None)
+        if traced is None:
+            return
+        site = method_in_flight()
+        if site is not None and site[1] in METHODS and site[0] is not obj:
+            result = method_result(*site, traced)
+            if self.shape == shape_of(result):
+                if self.ndim == 0:
+                    raise UnsupportedError(_SCALAR)
+                self._traced, self._owner = result, True
+                return
+        self.__class__ = _Orphan
+
     def __getattribute__(self, name: str) -> Any:
         if name in _DELEGATED:
             return getattr(object.__getattribute__(self, "_traced"), name)
@@ -284,7 +313,7 @@ class BoundArray(TracedArray):
         item = getitem(self._traced, index)
         view = np.ndarray.__getitem__(self, index)
         if isinstance(view, TracedArray) and _shares(view, self):
-            view._traced = item
+            view.__class__, view._traced = BoundArray, item
             self._adopt(view, index)
             return view
         return item
@@ -300,6 +329,64 @@ class BoundArray(TracedArray):
 
     def fill(self, value: Any) -> None:
         self[...] = value
+
+
+class _Orphan(TracedArray):
+    """An array NumPy computed in C from an array standing for a traced value, by a method
+    diffcheck cannot follow: any use of it is an error (or, in a first traced pass, a
+    request to record the call sites and run again)."""
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        error = NeedsCallSite if _depth and not recording() else UnsupportedError
+        raise error(
+            "a method of a plain array was given an array holding a traced value, and NumPy "
+            "computed the result without asking it (only X.dot(h) is followed); use the NumPy "
+            "function instead (np.dot(X, h), X @ h, np.sum(h), ...)")
+
+    __array_ufunc__ = __array_function__ = __getitem__ = __setitem__ = _refuse
+    __float__ = __int__ = __len__ = __iter__ = _refuse
+
+
+# -- ndarray methods of plain arrays given traced values (see .methods) ----------------------
+
+class _Carrier(np.ndarray):
+    """The values of a traced argument, handed to an ndarray method; the method's output
+    (which NumPy makes of this type) stands for ``_result``."""
+
+    __array_priority__ = 1e9
+    _result: Any = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        result = getattr(obj, "_result", None)
+        if result is None or self.shape != shape_of(result):
+            return
+        if self.ndim == 0:
+            raise UnsupportedError(_SCALAR)
+        self.__class__ = BoundArray
+        self._traced, self._owner = result, True
+
+
+_SCALAR = ("x.dot(w) of a plain 1-D x and a traced w returns a NumPy scalar, which cannot "
+           "carry the derivative; write x @ w or np.dot(x, w)")
+
+
+def array_of_traced(x: Any, dtype: Any = None, copy: Any = None) -> Any:
+    """``x.__array__()`` of a traced ``x``: the carrier of a method's result when an ndarray
+    method is in flight; otherwise an error (which a traced pass answers by recording the
+    call sites, see :class:`NeedsCallSite`)."""
+    site = method_in_flight()
+    if site is not None and site[1] in METHODS:
+        carrier = np.asarray(strip(x), dtype=dtype).view(_Carrier)
+        carrier._result = method_result(*site, x)
+        return carrier
+    if site is not None:
+        raise cannot_answer(site[1])
+    error = NeedsCallSite if _depth and not recording() else UnsupportedError
+    raise error(
+        "a traced value was converted to a plain array, which drops its derivative: "
+        "np.asarray/np.array of it in library code, a write of it into an array made before "
+        "f was called (create that array inside f with np.zeros, np.empty, np.array or "
+        "np.copy), or a method of a plain array given it (X.dot(w): write X @ w).")
 
 
 # -- the scope: NumPy's constructors make TracedArrays ---------------------------------------
@@ -431,6 +518,8 @@ def plain_output(y: Any) -> Any:
     for (a traced value, or a plain ndarray)."""
     if isinstance(y, list | tuple):
         return type(y)(plain_output(v) for v in y)
+    if isinstance(y, _Orphan):
+        y._refuse()
     if isinstance(y, TracedArray):
         return y._traced if y._traced is not None else y.view(np.ndarray)
     return y
@@ -453,5 +542,23 @@ def trace_call(f: Callable[[Any], Any], x: Any) -> Any:
     ('Var', [0.0, 10.0], [1.0, 2.0])
     """
     with tracing_scope():
-        y = f(x.copy() if is_traced(x) else x)
+        try:
+            y = _call(f, x)
+        except NeedsCallSite:  # an ndarray method of a plain array met x: see .methods
+            with call_sites():
+                y = _call(f, x)
     return plain_output(y)
+
+
+def _call(f: Callable[[Any], Any], x: Any) -> Any:
+    try:
+        return f(x.copy() if is_traced(x) else x)
+    except ValueError as exc:  # NumPy's words for a traced value written into a plain array
+        if isinstance(exc.__cause__ or exc.__context__, UnsupportedError) and \
+                "sequence" in str(exc):
+            raise UnsupportedError(
+                "a traced value was written into an array made before f was called (or by "
+                "a function diffcheck does not wrap, such as X.copy() of a plain X), which "
+                "cannot carry its derivative; create the array inside f with np.zeros, "
+                "np.empty, np.array or np.copy.") from exc
+        raise
