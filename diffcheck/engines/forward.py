@@ -220,6 +220,14 @@ class Dual(Traced):
     def __ge__(self, o):
         return np.greater_equal(self, o)
 
+    def __eq__(self, o):  # elementwise, as for arrays (the hash stays the identity's)
+        return np.equal(self, o)
+
+    def __ne__(self, o):
+        return np.not_equal(self, o)
+
+    __hash__ = object.__hash__
+
     def __float__(self):
         raise UnsupportedError(
             "float() of a dual number would drop its derivative; keep the value an array "
@@ -230,6 +238,10 @@ class Dual(Traced):
         return np.transpose(self)
 
     # -- ndarray methods that plain NumPy code calls (see engines.numpy_ops) ----------------
+    def __array_namespace__(self, api_version: Any = None) -> Any:
+        """NumPy answers for traced values (array-API code, such as SciPy's, asks)."""
+        return np
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
         # the values of an argument of an ndarray method (X.dot(w)), or an error
         return array_of_traced(self, dtype, copy)

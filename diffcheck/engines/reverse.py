@@ -99,9 +99,11 @@ class Var(Traced):
         Dual.__matmul__, Dual.__rmatmul__
     __neg__, __pos__, __abs__ = Dual.__neg__, Dual.__pos__, Dual.__abs__
     __lt__, __le__, __gt__, __ge__ = Dual.__lt__, Dual.__le__, Dual.__gt__, Dual.__ge__
+    __eq__, __ne__, __hash__ = Dual.__eq__, Dual.__ne__, Dual.__hash__
     T = Dual.T
     __array__, astype, clip, sort = Dual.__array__, Dual.astype, Dual.clip, Dual.sort
     __setitem__, __getattr__ = Dual.__setitem__, Dual.__getattr__
+    __array_namespace__ = Dual.__array_namespace__
     __iadd__, __isub__, __imul__, __itruediv__ = Dual.__iadd__, Dual.__isub__, \
         Dual.__imul__, Dual.__itruediv__
     __ipow__, __imatmul__ = Dual.__ipow__, Dual.__imatmul__

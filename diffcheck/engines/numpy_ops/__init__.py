@@ -29,7 +29,7 @@ True
 
 from __future__ import annotations
 
-from . import inplace, linalg, reductions, shapes, ufuncs  # noqa: F401  (they register rows)
+from . import inplace, linalg, reductions, shapes, special, ufuncs  # noqa: F401 (rows)
 from .core import (
     ARRAY_FUNCTIONS,
     COMPARISONS,

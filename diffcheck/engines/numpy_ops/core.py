@@ -147,9 +147,7 @@ def ufunc_method(dispatch: Callable, ufunc: Any, method: str, inputs: tuple,
             _log_kink(row.name, *inputs[:2])
         return dispatch(row, inputs, {})
     handler = ARRAY_FUNCTIONS.get((ufunc, method))
-    if handler is None and EXTENSIONS:  # rows for optional libraries load on first need
-        while EXTENSIONS:
-            EXTENSIONS.pop()()
+    if handler is None and _load_extensions():  # rows for optional libraries (SciPy)
         return ufunc_method(dispatch, ufunc, method, inputs, kwargs)
     if handler is not None:
         return handler(*inputs, **kwargs)
@@ -171,9 +169,17 @@ def _is_scipy(ufunc: Any) -> bool:
     return special is not None and getattr(special, ufunc.__name__, None) is ufunc
 
 
-#: loaders of rows for ufuncs from optional libraries, tried once each when such a ufunc
-#: first reaches the dispatch (SciPy is never imported by diffcheck itself)
-EXTENSIONS: list[Callable[[], None]] = []
+#: loaders of rows for ufuncs from optional libraries, tried when a ufunc without a row
+#: reaches the dispatch; each returns True once it has registered its rows (SciPy is never
+#: imported by diffcheck itself)
+EXTENSIONS: list[Callable[[], bool]] = []
+
+
+def _load_extensions() -> bool:
+    loaded = [load for load in EXTENSIONS if load()]
+    for load in loaded:
+        EXTENSIONS.remove(load)
+    return bool(loaded)
 
 
 def write_out(ufunc: Any, out: tuple, result: Any) -> Any:

@@ -451,8 +451,9 @@ def _array_constructor(orig: Callable, copies: bool) -> Callable:
             t = build(obj)
             if is_traced(t):
                 dtype = args[0] if args else kwargs.get("dtype")
-                copy = kwargs.get("copy", copies) if copies else kwargs.get("copy") is True
-                return _traced_array(t, dtype, bool(copy), kwargs.get("ndmin", 0))
+                copy = kwargs.get("copy", copies)
+                copy = copy is True or copy is np._CopyMode.ALWAYS  # IF_NEEDED: no copy
+                return _traced_array(t, dtype, copy, kwargs.get("ndmin", 0))
         result = orig(obj, *args, **kwargs)
         return result if library or result is obj else _fresh(result)
     return make

@@ -5,6 +5,7 @@ astype, copy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -98,9 +99,27 @@ def _ravel(x, order="C"):
     return _reshape(x, (-1,), order)
 
 
-@register(np.atleast_1d, np.atleast_2d)
-def _atleast(*arys):
-    raise UnsupportedError("np.atleast_1d/2d on a traced value: use reshape instead")
+def _atleast_nd(ndim: int) -> Callable[..., Any]:
+    """``np.atleast_<ndim>d``: NumPy's placement of the new axes (1-D ``(n,)`` becomes
+    ``(1, n)`` and ``(1, n, 1)``, 2-D ``(m, n)`` becomes ``(m, n, 1)``)."""
+    def one(a: Any) -> Any:
+        shape = _shape(a)
+        if len(shape) >= ndim:
+            return a
+        if ndim == 3:
+            new = {0: (1, 1, 1), 1: (1, *shape, 1), 2: (*shape, 1)}[len(shape)]
+        else:
+            new = (1,) * (ndim - len(shape)) + tuple(shape)
+        return reshape_p(a, shape=new) if is_traced(a) else np.reshape(a, new)
+
+    def atleast(*arys):
+        out = [one(a) for a in arys]
+        return out[0] if len(out) == 1 else tuple(out)
+    return atleast
+
+
+for _nd in (1, 2, 3):
+    register(getattr(np, f"atleast_{_nd}d"))(_atleast_nd(_nd))
 
 
 def _broadcast_jvp(p, t, out, *, shape):
