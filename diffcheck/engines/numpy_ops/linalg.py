@@ -18,6 +18,7 @@ from .core import (
     _row,
     _shape,
     align,
+    getitem,
     register,
     strip,
     unbroadcast,
@@ -87,8 +88,8 @@ def _dot(a, b, out=None):
         return a * b
     if na <= 2 and nb <= 2:
         return matmul_p(a, b)
-    raise UnsupportedError("np.dot of arrays with more than 2 dimensions is not supported; "
-                           "use np.matmul or np.einsum")
+    # N-D: a sum over the last axis of a and the second-to-last of b (the last if 1-D)
+    return _tensordot(a, b, axes=([na - 1], [max(nb - 2, 0)]))
 
 
 @register(np.inner)
@@ -124,10 +125,6 @@ def _parse_einsum(subscripts: str, nargs: int) -> tuple[list[str], str]:
     inputs = ins.split(",")
     if len(inputs) != nargs:
         raise UnsupportedError("np.einsum: subscripts do not match the number of operands")
-    for term in inputs:
-        if len(set(term)) != len(term):
-            raise UnsupportedError(f"np.einsum with a repeated index in {term!r} (a diagonal) "
-                                   "is not supported")
     return inputs, outs
 
 
@@ -214,18 +211,52 @@ def _broadcast_labels(terms: list[str], operands: tuple) -> list:
     return out
 
 
+def _interleaved(args: tuple) -> tuple[str, list]:
+    """``einsum(op0, sublist0, op1, sublist1, ..., [sublistout])`` as a subscripts string."""
+    args = list(args)
+    out = args.pop() if len(args) % 2 else None
+
+    def letters(sub: Any) -> str:
+        return "".join("..." if s is Ellipsis else string.ascii_letters[int(s)] for s in sub)
+
+    spec = ",".join(letters(sub) for sub in args[1::2])
+    return (spec if out is None else spec + "->" + letters(out)), args[0::2]
+
+
+def _diagonals(term: str, op: Any) -> tuple[str, Any]:
+    """A term with a repeated index (``ii``, ``iij``): the operand's diagonal over those
+    axes, the index kept once (first axis), like NumPy's einsum does."""
+    while len(set(term)) != len(term):
+        c = next(c for c in term if term.count(c) > 1)
+        at = [i for i, d in enumerate(term) if d == c]
+        rest = [i for i in range(len(term)) if i not in at]
+        op = _transpose_to(op, at + rest)
+        n = _shape(op)[0]
+        ar = np.arange(n)
+        op = getitem(op, (ar,) * len(at))
+        term = c + "".join(term[i] for i in rest)
+    return term, op
+
+
+def _transpose_to(op: Any, order: list[int]) -> Any:
+    return op if order == sorted(order) else np.transpose(op, order)
+
+
 @register(np.einsum)
-def _einsum(subscripts, *operands, **kwargs):
-    if not isinstance(subscripts, str):
-        raise UnsupportedError("np.einsum with interleaved operands is not supported; "
-                               "pass a subscripts string")
+def _einsum(*operands, **kwargs):
+    subscripts, operands = (operands[0], list(operands[1:])) if isinstance(operands[0], str) \
+        else _interleaved(operands)
     kwargs.pop("optimize", None)
     if kwargs:
         raise UnsupportedError(f"np.einsum with {', '.join(kwargs)} is not supported")
     spec = subscripts.replace(" ", "")
     if "." in spec:
         spec = _expand_ellipsis(spec, [_shape(op) for op in operands])
-    inputs, _ = _parse_einsum(spec, len(operands))
+    inputs, outs = _parse_einsum(spec, len(operands))
+    if any(len(set(t)) != len(t) for t in inputs):
+        pairs = [_diagonals(t, op) for t, op in zip(inputs, operands, strict=True)]
+        inputs, operands = [t for t, _ in pairs], [op for _, op in pairs]
+        spec = ",".join(inputs) + "->" + outs
     return einsum_p(*_broadcast_labels(inputs, operands), spec=spec)
 
 

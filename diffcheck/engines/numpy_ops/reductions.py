@@ -158,8 +158,11 @@ def _var(x, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *,
 @register(np.std)
 def _std(x, axis=None, dtype=None, out=None, ddof=0, keepdims=np._NoValue, *,
          where=np._NoValue, mean=np._NoValue, correction=np._NoValue):
-    return np.sqrt(_var(x, axis, dtype, out, ddof, keepdims, where=where,
-                        correction=correction))
+    var = _var(x, axis, dtype, out, ddof, keepdims, where=where, correction=correction)
+    shape = _shape(x)
+    if int(np.prod([shape[a] for a in _axes(axis, len(shape))])) == 1:
+        return var  # over one entry the variance is identically 0 (sqrt's slope is not)
+    return np.sqrt(var)
 
 
 def _ufunc_reduce(name: str, reduction: Callable[..., Any], takes_dtype: bool = True

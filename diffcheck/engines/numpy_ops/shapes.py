@@ -561,3 +561,106 @@ def astype(x: Any, dtype: Any) -> Any:
 @register(np.copy)
 def _copy(a, order="K", subok=False):
     return a.copy()  # a new handle: a write into the copy leaves `a` alone
+
+
+# -- more shape functions, composed from the rows above ---------------------------------------
+
+register(np.flipud)(lambda m: _flip(m, 0))
+register(np.fliplr)(lambda m: _flip(m, 1))
+
+
+@register(np.rot90)
+def _rot90(m, k=1, axes=(0, 1)):
+    """NumPy's own composition of flips and a transpose."""
+    nd = len(_shape(m))
+    a0, a1 = (int(a) % nd for a in axes)
+    k = int(k) % 4
+    if k == 0:
+        return m
+    if k == 2:
+        return _flip(_flip(m, a0), a1)
+    order = list(range(nd))
+    order[a0], order[a1] = order[a1], order[a0]
+    return _transpose(_flip(m, a1), order) if k == 1 else _flip(_transpose(m, order), a1)
+
+
+def _split_along(axis: int, least: int, name: str) -> Callable[..., Any]:
+    def split(ary, indices_or_sections):
+        nd = len(_shape(ary))
+        if nd < least:
+            raise ValueError(f"{name} only works on arrays of {least} or more dimensions")
+        return _split(ary, indices_or_sections, axis if nd > 1 else 0)
+    return split
+
+
+register(np.hsplit)(_split_along(1, 1, "hsplit"))
+register(np.vsplit)(_split_along(0, 2, "vsplit"))
+register(np.dsplit)(_split_along(2, 3, "dsplit"))
+
+
+@register(np.rollaxis)
+def _rollaxis(a, axis, start=0):
+    nd = len(_shape(a))
+    axis, start = int(axis) % nd, int(start)
+    start = start + nd if start < 0 else start
+    if axis < start:
+        start -= 1
+    order = [i for i in range(nd) if i != axis]
+    order.insert(start, axis)
+    return _transpose(a, order)
+
+
+@register(np.partition)
+def _partition(a, kth, axis=-1, kind="introselect", order=None):
+    """A gather through NumPy's own partitioning permutation (like :func:`_sort`)."""
+    if order is not None:
+        raise UnsupportedError("np.partition with order= (structured arrays) is not supported")
+    if axis is None:
+        a, axis = np.reshape(a, (-1,)), -1
+    shape = _shape(a)
+    ax = int(axis) % len(shape)
+    perm = np.argpartition(strip(a), kth, axis=ax)
+    if _kink_logs:  # a tie at a partition point is a kink, as for sort
+        _log_kink("partition", *(np.sort(np.asarray(strip(a)), axis=ax)[
+            (slice(None),) * ax + (s,)] for s in (slice(1, None), slice(None, -1))))
+    return _getitem(a, _axis_index(shape, ax, perm))
+
+
+@register(np.gradient)
+def _gradient(f, *varargs, axis=None, edge_order=1):
+    """NumPy's second-order central differences (and first- or second-order one-sided ones
+    at the edges), for uniform spacings: linear in ``f``."""
+    nd = len(_shape(f))
+    axes = list(range(nd)) if axis is None else \
+        [int(axis) % nd] if np.ndim(axis) == 0 else [int(a) % nd for a in axis]
+    steps = list(varargs) if varargs else [1.0]
+    if len(steps) == 1:
+        steps = steps * len(axes)
+    if len(steps) != len(axes) or any(np.ndim(strip(h)) != 0 for h in steps):
+        raise UnsupportedError("np.gradient of a traced value with coordinate arrays is not "
+                               "supported; pass uniform spacings (scalars)")
+    out = [_gradient_along(f, ax, float(strip(h)), int(edge_order)) for ax, h in
+           zip(axes, steps, strict=True)]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _gradient_along(f: Any, ax: int, h: float, edge_order: int) -> Any:
+    n = _shape(f)[ax]
+    if n < edge_order + 1:
+        raise ValueError("Shape of array too small to calculate a numerical gradient, "
+                         "at least (edge_order + 1) elements are required.")
+
+    def at(s: Any) -> Any:
+        return getitem(f, (slice(None),) * ax + (s,))
+
+    def row(s: Any) -> Any:
+        return np.expand_dims(at(s), ax)
+
+    mid = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * h)
+    if edge_order == 1:
+        first = (row(1) - row(0)) / h
+        last = (row(-1) - row(-2)) / h
+    else:
+        first = (-1.5 * row(0) + 2.0 * row(1) - 0.5 * row(2)) / h
+        last = (0.5 * row(-3) - 2.0 * row(-2) + 1.5 * row(-1)) / h
+    return np.concatenate([first, mid, last], axis=ax)
