@@ -354,3 +354,14 @@ def test_methods_that_cannot_be_traced_say_what_to_write():
         dc.gradient(lambda w: x.dot(w), np.ones(3))
     with pytest.raises(UnsupportedError, match="ndarray.put"):
         dc.gradient(lambda w: np.sum(x.copy().put([0], w[:1]) or x), np.ones(3))
+
+
+def test_docs_list_of_supported_functions_is_up_to_date():
+    """docs/numpy.md's list is generated (python -m diffcheck.engines.numpy_ops.listing
+    docs/numpy.md rewrites it)."""
+    from pathlib import Path
+
+    from diffcheck.engines.numpy_ops.listing import markdown
+
+    text = (Path(__file__).parent.parent / "docs" / "numpy.md").read_text(encoding="utf-8")
+    assert markdown() in text

@@ -250,16 +250,35 @@ def supported_numpy() -> list[str]:
     >>> "sin" in supported_numpy(), "einsum" in supported_numpy()
     (True, True)
     """
-    names = {u.__name__ for u in UFUNC_ROWS} | {u.__name__ for u in NONDIFF_UFUNCS}
-    for key in ARRAY_FUNCTIONS:
-        if isinstance(key, tuple):
-            names.add(key[0].__name__ if key[1] == "__call__" else
-                      f"{key[0].__name__}.{key[1]}")
-        elif isinstance(key, str):
-            names.add(key)
-        else:
-            names.add(getattr(key, "__name__", str(key)))
-    return sorted(names)
+    return sorted({name for names in supported_by_family().values() for name in names})
+
+
+def _key_name(key: Any) -> str:
+    if isinstance(key, tuple):
+        return key[0].__name__ if key[1] == "__call__" else f"{key[0].__name__}.{key[1]}"
+    if isinstance(key, str):
+        return key
+    name = getattr(key, "__name__", str(key))
+    return "linalg." + name if "linalg" in (getattr(key, "__module__", "") or "") else name
+
+
+def supported_by_family() -> dict[str, list[str]]:
+    """The supported names by family: ``"rows"`` (ufuncs with a row of the rule table),
+    ``"values"`` (run on the plain values: derivative zero), then the module of
+    :mod:`diffcheck.engines.numpy_ops` that handles each function.
+
+    >>> fam = supported_by_family()
+    >>> "exp" in fam["rows"], "sum" in fam["reductions"], "linalg.inv" in fam["linalg"]
+    (True, True, True)
+    """
+    families: dict[str, set[str]] = {"rows": {u.__name__ for u in UFUNC_ROWS},
+                                     "values": {u.__name__ for u in NONDIFF_UFUNCS}}
+    for key, handler in ARRAY_FUNCTIONS.items():
+        family = (getattr(handler, "__module__", "") or "").rpartition(".")[2] or "ufuncs"
+        if getattr(handler, "__qualname__", "").startswith(("_value_only", "_constant_like")):
+            family = "values"
+        families.setdefault(family, set()).add(_key_name(key))
+    return {family: sorted(names) for family, names in families.items()}
 
 
 # -- helpers ---------------------------------------------------------------------------------
