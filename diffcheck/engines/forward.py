@@ -193,6 +193,12 @@ class Dual(Traced):
     def __rpow__(self, o):
         return np.power(o, self)
 
+    def __mod__(self, o):
+        return np.remainder(self, o)
+
+    def __rmod__(self, o):
+        return np.remainder(o, self)
+
     def __matmul__(self, o):
         return np.matmul(self, o)
 

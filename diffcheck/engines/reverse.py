@@ -98,6 +98,7 @@ class Var(Traced):
     __pow__, __rpow__, __matmul__, __rmatmul__ = Dual.__pow__, Dual.__rpow__, \
         Dual.__matmul__, Dual.__rmatmul__
     __neg__, __pos__, __abs__ = Dual.__neg__, Dual.__pos__, Dual.__abs__
+    __mod__, __rmod__ = Dual.__mod__, Dual.__rmod__
     __lt__, __le__, __gt__, __ge__ = Dual.__lt__, Dual.__le__, Dual.__gt__, Dual.__ge__
     __eq__, __ne__, __hash__ = Dual.__eq__, Dual.__ne__, Dual.__hash__
     T = Dual.T

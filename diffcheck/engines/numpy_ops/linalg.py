@@ -94,6 +94,8 @@ def _dot(a, b, out=None):
 
 @register(np.inner)
 def _inner(a, b):
+    if len(_shape(a)) == 0 or len(_shape(b)) == 0:
+        return a * b
     if len(_shape(a)) <= 1 and len(_shape(b)) <= 1:
         return _dot(a, b)
     return np.matmul(a, np.swapaxes(b, -1, -2)) if len(_shape(b)) >= 2 else \

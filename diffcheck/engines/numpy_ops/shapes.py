@@ -178,7 +178,7 @@ def _stack(arrays, axis=0, out=None, **kw):
 
 @register(np.hstack)
 def _hstack(tup, **kw):
-    arrays = list(tup)
+    arrays = [_atleast_nd(1)(a) for a in tup]
     return _concatenate(arrays, axis=0 if len(_shape(arrays[0])) == 1 else 1)
 
 
@@ -225,6 +225,7 @@ def _roll(a, shift, axis=None):
 
 @register(np.append)
 def _append(arr, values, axis=None):
+    arr, values = (a if is_traced(a) else np.asarray(a) for a in (arr, values))
     if axis is None:
         return _concatenate([np.reshape(arr, (-1,)), np.reshape(values, (-1,))], axis=0)
     return _concatenate([arr, values], axis=axis)
@@ -664,3 +665,12 @@ def _gradient_along(f: Any, ax: int, h: float, edge_order: int) -> Any:
         first = (-1.5 * row(0) + 2.0 * row(1) - 0.5 * row(2)) / h
         last = (0.5 * row(-3) - 2.0 * row(-2) + 1.5 * row(-1)) / h
     return np.concatenate([first, mid, last], axis=ax)
+
+
+@register(np.select)
+def _select(condlist, choicelist, default=0):
+    """The first choice whose condition holds, else ``default``: nested ``where``s."""
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist, strict=True))):
+        out = np.where(strip(cond), choice, out)
+    return out
