@@ -365,3 +365,13 @@ def test_docs_list_of_supported_functions_is_up_to_date():
 
     text = (Path(__file__).parent.parent / "docs" / "numpy.md").read_text(encoding="utf-8")
     assert markdown() in text
+
+
+def test_numpy_functions_of_lists_holding_traced_values():
+    def f(x):
+        return np.std([x[0], x[0] + 2]) + np.mean((x[0], x[1] * 3)) + np.var([x[1], 1.0])
+
+    x = np.array([0.0, 0.5])
+    for mode in ("reverse", "forward"):
+        np.testing.assert_allclose(dc.gradient(f, x, mode=mode), [0.5, 1.25], rtol=1e-14)
+    assert np.mean is np._core.fromnumeric.mean  # restored after the pass

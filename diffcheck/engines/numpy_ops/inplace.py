@@ -545,10 +545,50 @@ def trace_call(f: Callable[[Any], Any], x: Any) -> Any:
     with tracing_scope():
         try:
             y = _call(f, x)
-        except NeedsCallSite:  # an ndarray method of a plain array met x: see .methods
-            with call_sites():
-                y = _call(f, x)
+        except NeedsCallSite:  # NumPy asked x for plain values: run f again, recording the
+            with call_sites(), list_arguments():  # C calls in flight (see .methods) and
+                y = _call(f, x)  # stacking lists of traced values given to NumPy functions
     return plain_output(y)
+
+
+#: registered NumPy functions whose first argument is a sequence of arrays, not one array
+_TAKES_SEQUENCES = frozenset({"block", "broadcast_arrays", "column_stack", "concatenate",
+                              "dstack", "einsum", "hstack", "meshgrid", "stack", "vstack"})
+
+
+def _list_argument(orig: Callable) -> Callable:
+    @functools.wraps(orig)
+    def run(a: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(a, list | tuple) and _caller_is_library() is None:
+            a = build(a)
+        return orig(a, *args, **kwargs)
+    return run
+
+
+@contextlib.contextmanager
+def list_arguments() -> Iterator[None]:
+    """NumPy functions with a traced row called from user code on a list holding traced
+    values (``np.mean([x, x + 2])``) stack the list first (NumPy's dispatch looks at the list,
+    not into it)."""
+    from .core import ARRAY_FUNCTIONS
+
+    saved = {}
+    for name in dir(np):
+        fn = getattr(np, name)
+        if name in _WRAPPERS or name in _TAKES_SEQUENCES or not callable(fn):
+            continue
+        try:
+            registered = fn in ARRAY_FUNCTIONS
+        except TypeError:  # unhashable
+            continue
+        if registered:
+            saved[name] = fn
+            setattr(np, name, _list_argument(fn))
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(np, name, fn)
 
 
 def _call(f: Callable[[Any], Any], x: Any) -> Any:
