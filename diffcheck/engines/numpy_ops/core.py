@@ -271,7 +271,8 @@ def supported_by_family() -> dict[str, list[str]]:
     >>> "exp" in fam["rows"], "sum" in fam["reductions"], "linalg.inv" in fam["linalg"]
     (True, True, True)
     """
-    families: dict[str, set[str]] = {"rows": {u.__name__ for u in UFUNC_ROWS},
+    numpy_rows = {u.__name__ for u in UFUNC_ROWS if getattr(np, u.__name__, None) is u}
+    families: dict[str, set[str]] = {"rows": numpy_rows,  # SciPy's rows: see .special
                                      "values": {u.__name__ for u in NONDIFF_UFUNCS}}
     for key, handler in ARRAY_FUNCTIONS.items():
         family = (getattr(handler, "__module__", "") or "").rpartition(".")[2] or "ufuncs"
