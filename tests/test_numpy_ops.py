@@ -186,6 +186,10 @@ CASES = {
     "dot_nd": (lambda x: np.sum(np.dot(x.reshape(1, 3, 3), B33) ** 2) +
                np.sum(np.dot(B33[:2], x.reshape(3, 3, 1)[..., 0]) ** 2) +
                np.sum(np.dot(x.reshape(3, 1, 3), B33[0]) ** 2), X33, True),
+    "linspace": (lambda x: np.sum(np.linspace(x[0], x[1], 5) ** 2) +
+                 np.sum(np.linspace(x[:2], x[2:], 3, endpoint=False, axis=1) ** 3), X4, True),
+    "select": (lambda x: np.sum(np.select([x < 0.8, x > 1.2], [x ** 2, np.sin(x)], x * 3)), X4,
+               False),
     "std_one_entry": (lambda x: np.std(x[:1]) + np.sum(np.std(x.reshape(1, 4), axis=0)) +
                       np.var(x[2:3]), X4, False),
 }

@@ -674,3 +674,21 @@ def _select(condlist, choicelist, default=0):
     for cond, choice in reversed(list(zip(condlist, choicelist, strict=True))):
         out = np.where(strip(cond), choice, out)
     return out
+
+
+@register(np.linspace)
+def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0,
+              *, device=None):
+    """``start + (stop - start) * t`` with NumPy's own grid ``t`` of [0, 1]."""
+    t = np.linspace(0.0, 1.0, int(num), endpoint=endpoint)
+    nd = max(len(_shape(start)), len(_shape(stop)))
+    t = np.reshape(t, (-1,) + (1,) * nd)
+    y = start + (stop - start) * t
+    if axis != 0:
+        y = np.moveaxis(y, 0, axis)
+    y = astype(y, dtype) if dtype is not None else y
+    if retstep:
+        step = (stop - start) / (int(num) - 1 if endpoint else int(num)) if int(num) > int(
+            endpoint) else np.nan
+        return y, step
+    return y
