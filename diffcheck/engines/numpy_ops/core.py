@@ -133,7 +133,10 @@ def ufunc_method(dispatch: Callable, ufunc: Any, method: str, inputs: tuple,
     ``out=`` writes the result into its targets: a traced value or an array made while
     tracing is rebound to the result (``x += y``); a plain array can hold a plain result only.
     """
-    inputs = tuple(map(unwrap, inputs))
+    for a in inputs:  # an array standing for a traced value: use the value
+        if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+            inputs = tuple(map(unwrap, inputs))
+            break
     out = kwargs.pop("out", None)
     if out is not None:
         return write_out(ufunc, out, ufunc_method(dispatch, ufunc, method, inputs, kwargs))
@@ -286,7 +289,9 @@ def supported_by_family() -> dict[str, list[str]]:
 
 def shape_of(x: Any) -> tuple[int, ...]:
     """The shape of a plain or traced value."""
-    return tuple(x.shape) if isinstance(x, Traced) else np.shape(x)
+    if type(x) is np.ndarray or isinstance(x, Traced):
+        return x.shape
+    return np.shape(x)
 
 
 _shape = shape_of
