@@ -35,7 +35,7 @@ import numpy as np
 
 from .engines import finite
 from .engines.forward import Dual
-from .engines.numpy_ops import KinkLog, strip, watch_kinks
+from .engines.numpy_ops import KinkLog, strip, trace_call, watch_kinks
 from .engines.reverse import Tape, Var, backward
 from .errors import DiffcheckError, DomainError, ShapeError, UnsupportedError, UsageError
 from .tracing import Traced, next_level
@@ -137,7 +137,7 @@ def _traced_output(y: Any, owner: Any, level: int) -> Any:
 def _reverse(f: Fn, x: np.ndarray) -> tuple[Any, Any, Tape, Var]:
     tape = Tape()
     v = tape.var(x)
-    y = f(v)
+    y = trace_call(f, v)
     if isinstance(y, list | tuple):
         raise UsageError("f returned a list or tuple; return an array (np.stack the parts)")
     return y, _traced_output(y, Var, tape.level), tape, v
@@ -206,7 +206,7 @@ def _seeds(x: np.ndarray, start: int, stop: int) -> np.ndarray:
 def _jvp(f: Fn, x: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Value and directional derivatives ``(k, *f.shape)`` by one vector-mode pass."""
     level = next_level()
-    y = f(Dual(x, directions, level))
+    y = trace_call(f, Dual(x, directions, level))
     val = _plain_output(strip(y), "f")
     if isinstance(y, Dual) and y.level == level:
         tan = np.broadcast_to(strip(y.tan), (len(directions), *val.shape))
@@ -246,7 +246,7 @@ def _hess_forward(f: Fn, x: np.ndarray) -> np.ndarray:
     n = x.size
     inner, outer = next_level(), next_level()
     seeds = _seeds(x, 0, n)
-    y = f(Dual(Dual(x, seeds, inner), seeds, outer))
+    y = trace_call(f, Dual(Dual(x, seeds, inner), seeds, outer))
     if not (isinstance(y, Dual) and y.level == outer):
         return np.zeros((n, n))
     _scalar_output(np.asarray(strip(y)))

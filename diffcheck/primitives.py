@@ -570,3 +570,65 @@ def partial_text(row: Primitive, arg_names: list[str], out_name: str) -> list[st
     ['y', 'x']
     """
     return [t.format(*arg_names, out=out_name) for t in row.dtext]
+
+
+# -- SciPy special functions --------------------------------------------------------------------
+# Rows for scipy.special's ufuncs, built when one of them first reaches NumPy's dispatch on a
+# traced value (then the user's code has imported SciPy; diffcheck never does), and entered
+# in UFUNC_ROWS only: the parser keeps its own erf row above. Partials call SciPy's ufuncs
+# again (digamma's is the Hurwitz zeta), so they run on duals and give second derivatives.
+
+def _no_partial(what: str) -> Partial:
+    def partial(*args: Any) -> Any:
+        from .errors import UnsupportedError
+
+        raise UnsupportedError(f"diffcheck has no derivative of {what}")
+    return partial
+
+
+def _not_a_pole(x: Any) -> Any:
+    return (x > 0) | (x != np.floor(x))
+
+
+def scipy_special_rows(sp: Any) -> list[Primitive]:
+    """The rows of ``scipy.special``'s ufuncs (``sp`` is the imported module).
+
+    >>> import scipy.special
+    >>> [r.name for r in scipy_special_rows(scipy.special)][:4]
+    ['expit', 'log_expit', 'erf', 'erfc']
+    """
+    import dataclasses
+
+    two_over_root_pi = 2.0 / math.sqrt(math.pi)
+    return [
+        Primitive("expit", sp.expit, (lambda x, out: out * (1.0 - out),),
+                  jax="scipy.special.expit", dtext=("expit({0})*(1 - expit({0}))",), flops=12,
+                  ufunc=sp.expit),
+        Primitive("log_expit", sp.log_expit, (lambda x, out: sp.expit(-x),),
+                  jax="nn.log_sigmoid", dtext=("expit(-{0})",), flops=12, ufunc=sp.log_expit),
+        dataclasses.replace(ROWS["erf"], impl=sp.erf, parse=(), ufunc=sp.erf),
+        Primitive("erfc", sp.erfc, (lambda x, out: -two_over_root_pi * np.exp(-x * x),),
+                  jax="scipy.special.erfc", dtext=("-2*exp(-{0}**2)/sqrt(pi)",), flops=20,
+                  ufunc=sp.erfc),
+        Primitive("gammaln", sp.gammaln, (lambda x, out: sp.psi(x),),
+                  jax="scipy.special.gammaln", domain=_not_a_pole,
+                  domain_text="x is not 0, -1, -2, ... (poles of gamma)",
+                  dtext=("digamma({0})",), flops=20, ufunc=sp.gammaln),
+        Primitive("digamma", sp.psi, (lambda x, out: sp.zeta(2.0, x),),
+                  jax="scipy.special.digamma", domain=_not_a_pole,
+                  domain_text="x is not 0, -1, -2, ... (poles of digamma)",
+                  dtext=("polygamma(1, {0})",), flops=20, ufunc=sp.psi),
+        Primitive("zeta", sp._ufuncs._zeta,
+                  (_no_partial("the Hurwitz zeta function in its order s"),
+                   lambda s, q, out: -s * sp.zeta(s + 1.0, q)),
+                  jax="scipy.special.zeta", domain=lambda s, q: q > 0, domain_text="q > 0",
+                  dtext=("", "-{0}*zeta({0} + 1, {1})"), flops=30, ufunc=sp._ufuncs._zeta),
+        Primitive("xlogy", sp.xlogy, (lambda x, y, out: np.log(y), lambda x, y, out: x / y),
+                  jax="scipy.special.xlogy", domain=lambda x, y: y > 0, domain_text="y > 0",
+                  dtext=("log({1})", "{0}/{1}"), flops=12, ufunc=sp.xlogy),
+        Primitive("xlog1py", sp.xlog1py,
+                  (lambda x, y, out: np.log1p(y), lambda x, y, out: x / (1.0 + y)),
+                  jax="scipy.special.xlog1py", domain=lambda x, y: y > -1,
+                  domain_text="y > -1", dtext=("log1p({1})", "{0}/(1 + {1})"), flops=12,
+                  ufunc=sp.xlog1py),
+    ]

@@ -255,7 +255,7 @@ def test_kink_is_reported_not_failed():
 
 def test_relu_kink_without_tracing():
     def f(x):
-        x = np.asarray(x)  # defeats tracing: finite differences become the reference
+        x = np.array([float(v) for v in x])  # defeats tracing: finite differences decide
         return np.sum(np.maximum(x, 0) ** 1 * 3)
     x = np.array([0.0, 1.0, -1.0])
     res = dc.check_gradient(f, lambda x: 3.0 * (x >= 0), x)
