@@ -126,6 +126,11 @@ def _dirac(x, *order):
     return 0.0 * x
 
 
+def _wins(x, y):
+    """1 where ``x > y``, 1/2 where they tie, 0 elsewhere: the partial of max(x, y) in x."""
+    return np.greater(x, y) * 1.0 + np.equal(x, y) * 0.5
+
+
 def _pow_domain(x, y):
     y_int = np.equal(np.mod(y, 1), 0)
     return np.where(y_int, (y >= 1) | (x != 0), x > 0)
@@ -233,16 +238,17 @@ ROW_LIST: list[Primitive] = [
               flops=10, ufunc=np.log1p),
     Primitive("expm1", np.expm1, (lambda x, out: out + 1.0,), jax="numpy.expm1",
               dtext=("exp({0})",), flops=10, ufunc=np.expm1),
-    Primitive("maximum", np.maximum,
-              (lambda x, y, out: np.greater(x, y) * 1.0, lambda x, y, out: np.less(x, y) * 1.0),
+    # at a tie each argument gets half (as in JAX): a subgradient, like max/min's split
+    Primitive("maximum", np.maximum, (lambda x, y, out: _wins(x, y), lambda x, y, out: _wins(y, x)),
               jax="numpy.maximum", domain=lambda x, y: x != y,
               domain_text="x != y (maximum has a kink where they tie)",
-              dtext=("[{0} > {1}]", "[{0} < {1}]"), smooth=False, ufunc=np.maximum),
-    Primitive("minimum", np.minimum,
-              (lambda x, y, out: np.less(x, y) * 1.0, lambda x, y, out: np.greater(x, y) * 1.0),
+              dtext=("[{0} > {1}] (1/2 at a tie)", "[{0} < {1}] (1/2 at a tie)"), smooth=False,
+              ufunc=np.maximum),
+    Primitive("minimum", np.minimum, (lambda x, y, out: _wins(y, x), lambda x, y, out: _wins(x, y)),
               jax="numpy.minimum", domain=lambda x, y: x != y,
               domain_text="x != y (minimum has a kink where they tie)",
-              dtext=("[{0} < {1}]", "[{0} > {1}]"), smooth=False, ufunc=np.minimum),
+              dtext=("[{0} < {1}] (1/2 at a tie)", "[{0} > {1}] (1/2 at a tie)"), smooth=False,
+              ufunc=np.minimum),
 ]
 
 #: name -> row
