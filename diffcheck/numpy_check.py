@@ -313,7 +313,7 @@ def _batch(f: Fn, shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
             with np.errstate(all="ignore"):
                 try:
                     rows.append(np.ravel(np.asarray(f(p.reshape(shape)), dtype=float)))
-                except (ValueError, FloatingPointError, ZeroDivisionError):
+                except (ValueError, ArithmeticError):  # a point outside f's domain
                     rows.append(None)
         m = next(len(r) for r in rows if r is not None)
         return np.stack([r if r is not None else np.full(m, np.nan) for r in rows])
@@ -384,7 +384,7 @@ def directional_difference(f: Fn, x: np.ndarray, v: np.ndarray, *, levels: int =
     while len(plus) < MAX_LEVELS:
         h = h0 / 2.0 ** len(plus)
         for side, op in ((plus, np.add), (minus, np.subtract)):
-            y = _plain_output(f(_step(x, h, v, op)), "f")
+            y = _stepped_value(f, _step(x, h, v, op), f0.shape)
             eps = max(eps, _output_eps(y))
             side.append(y.astype(np.float64))
         if len(plus) < levels:
@@ -394,6 +394,16 @@ def directional_difference(f: Fn, x: np.ndarray, v: np.ndarray, *, levels: int =
         if d.settled(rtol) or np.array_equal(_step(x, h / 2, v, np.add), x):
             break
     return d
+
+
+def _stepped_value(f: Fn, z: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """f at a stepped point; NaN where the step leaves f's domain (f raises ValueError or
+    an arithmetic error there, as ``math.log`` of a negative number does)."""
+    try:
+        with np.errstate(all="ignore"):
+            return _plain_output(f(z), "f")
+    except (ValueError, ArithmeticError):
+        return np.full(shape, np.nan)
 
 
 def _output_eps(y: np.ndarray) -> float:
@@ -1021,28 +1031,39 @@ def _witness_verdict(kind: str, s: _Samples, yours: np.ndarray, ref: Reference,
             inside = (your_d >= s.lo - wtol - bound) & (your_d <= s.hi + wtol + bound)
             mine = np.where(s.at_kink, inside, mine)
         agree = bool(np.all(near))
-        resolved = bool(np.all(E <= WITNESS_REL / 10 * np.maximum(scale, np.abs(ref_d))))
-        denom = np.maximum(np.maximum(scale, np.abs(ref_d)), np.finfo(float).tiny)
-        worst = float(np.max(np.nan_to_num(np.abs(W - ref_d) / denom, nan=np.inf),
-                             initial=0.0))
+        size_d = np.maximum(scale, np.abs(ref_d))
+        floor = float(np.max(size_d, initial=0.0)) * np.finfo(float).eps
+        denom = np.maximum(size_d, floor) if floor > 0 else None
+        resolved = bool(np.all(E <= WITNESS_REL / 10 * size_d))
         gap = np.abs(W - your_d)
-        worst_user = (float(np.max(np.nan_to_num(gap, nan=np.inf), initial=0.0)),
-                      float(np.max(np.nan_to_num(gap / denom, nan=np.inf), initial=0.0)))
+        worst_user = (_nanmax(gap), _nanmax(gap / denom) if denom is not None else np.inf)
     slip = _slip(wtol + bound, absV, R, k)
     dirs = f"{k} random direction{'s' if k > 1 else ''}"
+    off = _relative(np.abs(W - ref_d), denom)
     if not agree:
         state, text = "DISAGREES", (f"{s.how} along {dirs} DISAGREES with the reference "
-                                    f"(rel. difference {worst:.1e}, beyond its error bar)")
+                                    f"({off}, beyond its error bar)")
     elif not resolved:
-        rel = float(np.max(E / denom, initial=0.0))
+        bar = _relative(E, denom).replace("difference", "error bar")
         state, text = "inconclusive", (
-            f"{s.how} along {dirs} cannot resolve the {kind} to {WITNESS_REL:g} here (its "
-            f"error bar is {rel:.0e} of the size): it neither confirms nor contradicts the "
-            "reference")
+            f"{s.how} along {dirs} cannot resolve the {kind} to {WITNESS_REL:g} here "
+            f"({bar}): it neither confirms nor contradicts the reference")
     else:
-        state, text = "agrees", (f"{s.how} along {dirs} agrees with the reference "
-                                 f"(rel. difference {worst:.1e})")
+        state, text = "agrees", f"{s.how} along {dirs} agrees with the reference ({off})"
     return _Witness(text, agree, bool(np.all(mine)), slip, s.kink, state, worst_user)
+
+
+def _nanmax(a: np.ndarray) -> float:
+    return float(np.max(np.nan_to_num(a, nan=np.inf), initial=0.0))
+
+
+def _relative(off: np.ndarray, denom: np.ndarray | None) -> str:
+    """``off`` relative to the derivative's size along the directions, in words; in
+    absolute terms where that size is 0 (no ratio with 1e-300 in a report)."""
+    if denom is None:
+        return f"difference {_nanmax(off):.1e}, absolute: the derivative is 0 along them"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return f"rel. difference {_nanmax(off / denom):.1e}"
 
 
 def _witness(kind: str, f: Fn, x: np.ndarray, yours: np.ndarray, ref: Reference,

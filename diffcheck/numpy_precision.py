@@ -38,6 +38,8 @@ EPS64 = float(np.finfo(np.float64).eps)
 POINTS = 9  #: ECnoise: function values along the line
 NOISE_H = 2.0 ** -20  #: ECnoise: first spacing, relative to the size of x
 NOISE_TRIES = 4  #: ECnoise: spacings tried (each 2**7 times the previous or a 2**7th of it)
+MAX_ORDER = 3  #: ECnoise: the noise must show by differences of order 3..5 (a kink's spike
+#: spreads into every difference of higher orders)
 ROUNDING_POINTS = 4  #: derivative_rounding: perturbed points
 ROUNDING_ULPS = 2.0 ** 10  #: derivative_rounding: how far they are, in ulps of x
 ROUNDING_FACTOR = 4.0  #: derivative_rounding: allowance in units of the spread seen
@@ -104,7 +106,9 @@ def ecnoise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``(sigma, inform)`` per column: ``inform`` 1 when the estimate is good, 2 when
     the spacing is too small (most first differences are zero), 3 when it is too large (no
-    order of the difference table is dominated by noise). From Moré and Wild (2011).
+    order of the difference table is dominated by noise). From Moré and Wild (2011), with
+    the median of each order's differences for their root mean square, and orders up to
+    ``MAX_ORDER + 2``: noise shows in every difference, a kink on the line in a few.
 
     >>> rng = np.random.default_rng(0)
     >>> t = np.linspace(-1e-3, 1e-3, 9)
@@ -126,10 +130,12 @@ def ecnoise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if j == 1:
                 too_small = np.sum(table == 0, axis=0) >= n / 2
             gamma *= 0.5 * j / (2 * j - 1)
-            levels.append(np.sqrt(gamma * np.mean(table ** 2, axis=0)))
+            # the median, not the mean of squares: noise is in every difference, while a
+            # kink on the line (relu at 0 in x) is one spike, which must not pass for noise
+            levels.append(np.sqrt(gamma) * np.median(np.abs(table), axis=0) / 0.6745)
             signs.append((np.min(table, axis=0) < 0) & (np.max(table, axis=0) > 0))
     levels_arr, signs_arr = np.array(levels), np.array(signs)
-    for k in range(n - 3, -1, -1):  # the lowest consistent order wins: walk down to it
+    for k in range(MAX_ORDER - 1, -1, -1):  # the lowest consistent order wins
         if k + 3 > len(levels_arr):
             continue
         window = levels_arr[k:k + 3]
