@@ -1000,25 +1000,18 @@ def _witness_verdict(kind: str, s: _Samples, yours: np.ndarray, ref: Reference,
     *inconclusive* when it agrees only because its error bars are wider than the
     ``WITNESS_REL`` it is meant to resolve. Yours is compared with it under the same
     allowance plus your own tolerance along the direction, so every entry within its
-    tolerance never makes yours disagree where the reference agrees; where a direction
-    crosses a kink, a value between its one-sided derivatives agrees."""
+    tolerance never makes yours disagree where the reference agrees. A direction that
+    crosses a kink has two one-sided derivatives; a value between them agrees, and one
+    outside is no disagreement either (along a sum of kinks of both curvatures, a right
+    subgradient need not lie between the sum's one-sided derivatives): the witness then
+    cannot tell, and says so. Kinks are judged entry by entry elsewhere."""
     k, n = len(s.V), s.V[0].size
-    Vf = s.V.reshape(k, n)
-    absV = np.abs(Vf)
+    absV = np.abs(s.V.reshape(k, n))
     R = ref.value.reshape(-1, n)
-    Y = yours.reshape(-1, n)
-    T = tol.reshape(-1, n)
     size = np.maximum(np.abs(R), ref.scale.reshape(R.shape)) if size is None else \
         size.reshape(R.shape)
-    if kind == "hessian":
-        proj = lambda M: np.einsum("kn,mn,km->k", Vf, M, Vf)[:, None]  # noqa: E731
-        bound = np.einsum("kn,mn,km->k", absV, T, absV)[:, None]
-        scale = np.einsum("kn,mn,km->k", absV, size, absV)[:, None]
-    else:
-        proj = lambda M: Vf @ M.T  # noqa: E731
-        bound = absV @ T.T
-        scale = absV @ size.T
-    ref_d, your_d = proj(R), proj(Y)
+    ref_d, your_d, bound, scale = _project(kind, s.V.reshape(k, n), R, yours.reshape(-1, n),
+                                           tol.reshape(-1, n), size)
     W, E = s.W, s.E
     wtol = E + A_SCALE * np.finfo(float).eps * scale * 16 + 2 * bound
     if s.how == "complex step":
@@ -1026,31 +1019,52 @@ def _witness_verdict(kind: str, s: _Samples, yours: np.ndarray, ref: Reference,
     with np.errstate(invalid="ignore", divide="ignore"):
         near = np.abs(W - ref_d) <= wtol
         mine = np.abs(W - your_d) <= wtol + bound
-        if s.at_kink is not None and s.at_kink.any():  # between the one-sided limits
-            near = np.where(s.at_kink, (ref_d >= s.lo - wtol) & (ref_d <= s.hi + wtol), near)
-            inside = (your_d >= s.lo - wtol - bound) & (your_d <= s.hi + wtol + bound)
-            mine = np.where(s.at_kink, inside, mine)
-        agree = bool(np.all(near))
         size_d = np.maximum(scale, np.abs(ref_d))
+        sharp = E <= WITNESS_REL / 10 * size_d
+        blind = np.zeros(W.shape, bool)
+        if s.at_kink is not None and s.at_kink.any():
+            between = (ref_d >= s.lo - wtol) & (ref_d <= s.hi + wtol)
+            blind = s.at_kink & ~between
+            near, mine = near | s.at_kink, mine | s.at_kink
         floor = float(np.max(size_d, initial=0.0)) * np.finfo(float).eps
         denom = np.maximum(size_d, floor) if floor > 0 else None
-        resolved = bool(np.all(E <= WITNESS_REL / 10 * size_d))
         gap = np.abs(W - your_d)
         worst_user = (_nanmax(gap), _nanmax(gap / denom) if denom is not None else np.inf)
-    slip = _slip(wtol + bound, absV, R, k)
-    dirs = f"{k} random direction{'s' if k > 1 else ''}"
-    off = _relative(np.abs(W - ref_d), denom)
+    agree, resolved = bool(np.all(near)), bool(np.all(sharp) and not blind.any())
+    state, text = _witness_text(kind, s.how, k, agree, resolved, blind.any(),
+                                np.where(s.at_kink, 0.0, np.abs(W - ref_d))
+                                if s.at_kink is not None else np.abs(W - ref_d), E, denom)
+    return _Witness(text, agree, bool(np.all(mine)), _slip(wtol + bound, absV, R, k),
+                    s.kink, state, worst_user)
+
+
+def _project(kind: str, V: np.ndarray, R: np.ndarray, Y: np.ndarray, T: np.ndarray,
+             size: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Reference and yours along the directions ``V`` (k, n), what the tolerance allows
+    along them, and the size of the terms there: each ``(k, m)`` (Hessians: ``(k, 1)``,
+    ``v^T H v``)."""
+    absV = np.abs(V)
+    if kind == "hessian":
+        quad = lambda A, M, B: np.einsum("kn,mn,km->k", A, M, B)[:, None]  # noqa: E731
+        return quad(V, R, V), quad(V, Y, V), quad(absV, T, absV), quad(absV, size, absV)
+    return V @ R.T, V @ Y.T, absV @ T.T, absV @ size.T
+
+
+def _witness_text(kind: str, how: str, k: int, agree: bool, resolved: bool, blind: bool,
+                  off: np.ndarray, E: np.ndarray, denom: np.ndarray | None
+                  ) -> tuple[str, str]:
+    dirs = f"{how} along {k} random direction{'s' if k > 1 else ''}"
     if not agree:
-        state, text = "DISAGREES", (f"{s.how} along {dirs} DISAGREES with the reference "
-                                    f"({off}, beyond its error bar)")
-    elif not resolved:
+        return "DISAGREES", (f"{dirs} DISAGREES with the reference "
+                             f"({_relative(off, denom)}, beyond its error bar)")
+    if blind:
+        return "inconclusive", (f"{dirs} cannot tell here: they cross kinks of f, where the "
+                                "reference is one of many right values")
+    if not resolved:
         bar = _relative(E, denom).replace("difference", "error bar")
-        state, text = "inconclusive", (
-            f"{s.how} along {dirs} cannot resolve the {kind} to {WITNESS_REL:g} here "
-            f"({bar}): it neither confirms nor contradicts the reference")
-    else:
-        state, text = "agrees", f"{s.how} along {dirs} agrees with the reference ({off})"
-    return _Witness(text, agree, bool(np.all(mine)), slip, s.kink, state, worst_user)
+        return "inconclusive", (f"{dirs} cannot resolve the {kind} to {WITNESS_REL:g} here "
+                                f"({bar}): it neither confirms nor contradicts the reference")
+    return "agrees", f"{dirs} agrees with the reference ({_relative(off, denom)})"
 
 
 def _nanmax(a: np.ndarray) -> float:
@@ -1102,8 +1116,26 @@ def _second_difference(f: Fn, x: np.ndarray, v: np.ndarray, noise: np.ndarray | 
         size = float(np.nanmax(np.abs(D), initial=0.0))
         if err[0] <= WITNESS_RTOL * size or rounding / hs[-1] ** 2 >= err[0]:
             break
-    none = np.array([False])
-    return Difference(best, err, step, best, best, none)
+    lo, hi, kink = _second_sides(np.array(plus), np.array(minus), f0, rounding)
+    return Difference(best, np.where(kink, np.inf, err), step, lo, hi, kink,
+                      side_error=np.array([8 * rounding / hs[-1] ** 2]))
+
+
+def _second_sides(plus: np.ndarray, minus: np.ndarray, f0: float, rounding: float):
+    """One-sided second derivatives along the ladder's direction (``f(x + 2h v) - 2 f(x +
+    h v) + f(x)`` over ``h^2``, from neighbouring levels) and whether they stay apart as h
+    shrinks: a kink of the first derivative (``relu(x)**2`` at 0)."""
+    none = (np.array([np.nan]), np.array([np.nan]), np.array([False]))
+    if len(plus) < 4:
+        return none
+    hs = 2.0 ** -3 / 2.0 ** np.arange(len(plus))
+    right = (plus[:-1] - 2 * plus[1:] + f0) / hs[1:] ** 2
+    left = (minus[:-1] - 2 * minus[1:] + f0) / hs[1:] ** 2
+    jump = np.abs(right - left)
+    settled = jump[-1] > 0.7 * jump[-2] and abs(right[-1] - right[-2]) < 0.3 * jump[-1]
+    big = jump[-1] > 1e3 * rounding / hs[-1] ** 2 + 1e-6 * (abs(right[-1]) + abs(left[-1]))
+    return (np.array([min(left[-1], right[-1])]), np.array([max(left[-1], right[-1])]),
+            np.array([bool(settled and big)]))
 
 
 def _value_at(f: Fn, z: np.ndarray) -> float:

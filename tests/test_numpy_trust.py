@@ -511,3 +511,122 @@ def test_public_derivatives_name_what_cannot_be_traced():
     np.testing.assert_allclose(dc.gradient(inplace, x, mode="finite"), 2 * x, rtol=1e-8)
     with pytest.raises(IndexError):  # f's own error on plain arrays is the user's
         dc.gradient(lambda v: v[5], x)
+
+
+# -- kinks as people meet them: max pooling, hinge losses, clipping, second derivatives ----------
+
+def _maxpool(a):
+    N, H, W = a.shape
+    return a.reshape(N, H // 2, 2, W // 2, 2).max(axis=(2, 4))
+
+
+def _pool_backward(x, W, route):
+    """The CS231n-style loop: each window's upstream gradient to its argmax (``route=
+    "first"``) or to every entry equal to the max (``"every"``), through relu's x > 0."""
+    a = np.maximum(x, 0)
+    g = np.zeros_like(x)
+    for n, i, j in np.ndindex(W.shape):
+        win = a[n, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        if route == "first":
+            mask = np.zeros((2, 2))
+            mask[np.unravel_index(np.argmax(win), (2, 2))] = 1.0
+        else:
+            mask = (win == win.max()).astype(float)
+        g[n, 2 * i:2 * i + 2, 2 * j:2 * j + 2] = W[n, i, j] * mask * \
+            (x[n, 2 * i:2 * i + 2, 2 * j:2 * j + 2] > 0)
+    return g
+
+
+@pytest.mark.parametrize("point", ["zeros", "ties"])
+def test_max_pool_of_relu_with_ties_weighted_by_both_signs(point):
+    """Windows of tied values weighted by upstream gradients of both signs: the sum of
+    convex and concave kinks, where the whole function's one-sided derivatives along a
+    direction bound nothing; every entry is judged by its own one-sided limits."""
+    rng = np.random.default_rng(42)
+    X, W = rng.normal(size=(2, 8, 8)), rng.normal(size=(2, 4, 4))
+    X = np.minimum(X, 0) if point == "zeros" else np.round(2 * X) / 2
+    f = lambda x: np.sum(W * _maxpool(np.maximum(x, 0)))  # noqa: E731
+    res = dc.check_gradient(f, lambda x: _pool_backward(x, W, "first"), X)
+    assert res.ok and res.kink, str(res)
+    assert "DISAGREES" not in res.witness
+    assert_consistent(res)
+    res = dc.check_gradient(f, lambda x: _pool_backward(x, W, "every"), X)
+    assert res.ok == (point == "zeros"), str(res)  # all-zero windows: relu masks them out
+    assert_consistent(res)
+    res = dc.check_gradient(f, lambda x: _pool_backward(x, W, "first") + 0.01, X)
+    assert not res.ok
+    assert_consistent(res)
+
+
+def test_svm_hinge_at_exact_margins():
+    rng = np.random.default_rng(1)
+    N, C = 10, 4
+    y = rng.integers(0, C, N)
+    S = np.round(2 * rng.normal(size=(N, C)))
+    S[np.arange(N), y] = S[np.arange(N), (y + 1) % C] + 1  # a margin of exactly 0 per row
+
+    def loss(S):
+        m = (S - S[np.arange(N), y][:, None] + 1) * (np.arange(C) != y[:, None])
+        return np.sum(np.maximum(m, 0)) / N
+
+    def grad(S, strict):
+        m = S - S[np.arange(N), y][:, None] + 1
+        g = (((m > 0) if strict else (m >= 0)) & (np.arange(C) != y[:, None])).astype(float)
+        g[np.arange(N), y] = -g.sum(axis=1)
+        return g / N
+    assert dc.check_gradient(loss, lambda S: grad(S, True), S).ok
+    assert dc.check_gradient(loss, lambda S: grad(S, False), S).ok
+    assert not dc.check_gradient(loss, lambda S: grad(S, True) * N, S).ok
+
+
+def test_clip_at_its_bounds():
+    x = np.array([-1.0, 0.3, 1.0, 2.0, -0.5])
+    f = lambda x: np.sum(np.clip(x, -1, 1) ** 2)  # noqa: E731
+    inside = lambda x, lo, hi: 2 * np.clip(x, -1, 1) * (lo(x) & hi(x))  # noqa: E731
+    assert dc.check_gradient(f, lambda x: inside(x, lambda x: x >= -1, lambda x: x <= 1), x).ok
+    assert dc.check_gradient(f, lambda x: inside(x, lambda x: x > -1, lambda x: x < 1), x).ok
+    assert not dc.check_gradient(f, lambda x: 1.5 * inside(x, lambda x: x > -1,
+                                                           lambda x: x < 1), x).ok
+
+
+def test_jacobian_and_hessian_at_kinks():
+    x = np.array([0.0, 1.0, -2.0, 0.0])
+    c = np.array([1.0, 2.0, 3.0, 4.0])
+    f = lambda x: np.maximum(x, 0) * c  # noqa: E731
+    assert dc.check_jacobian(f, lambda x: np.diag((x >= 0) * c), x).ok
+    assert not dc.check_jacobian(f, lambda x: np.diag((x >= 0) * c * 2), x).ok
+    g = lambda x: np.sum(np.maximum(x, 0) ** 2)  # noqa: E731
+    for d in (2.0, 0.0):  # either one-sided second derivative at 0
+        res = dc.check_hessian(g, lambda x, d=d: np.diag(np.where(x > 0, 2.0, np.where(
+            x == 0, d, 0.0))), x)
+        assert res.ok and "DISAGREES" not in res.witness, str(res)
+    assert not dc.check_hessian(g, lambda x: np.diag(5.0 * (x >= 0)), x).ok
+
+
+def test_float32_softmax_classifier_small_bug_is_caught():
+    rng = np.random.default_rng(3)
+    D, K, N = 300, 10, 40
+    X, y = rng.normal(size=(N, D)).astype(np.float32), rng.integers(0, K, N)
+    W = (rng.normal(size=(D, K)) * 1e-3).astype(np.float32)
+
+    def probs(W):
+        s = X @ W
+        e = np.exp(s - np.max(s, axis=1, keepdims=True))
+        return e / np.sum(e, axis=1, keepdims=True)
+
+    def loss(W):
+        return -np.mean(np.log(probs(W)[np.arange(N), y])) + 5e-4 * np.sum(W * W)
+
+    def grad(W):
+        p = probs(W)
+        p[np.arange(N), y] -= 1
+        return X.T @ p / N + 1e-3 * W
+    assert dc.check_gradient(loss, grad, W).ok
+
+    def bug(W):
+        g = grad(W)
+        g[100, 3] *= 1.0019
+        return g
+    res = dc.check_gradient(loss, bug, W)
+    assert not res.ok and res.worst_index == (100, 3), str(res)
+    assert not dc.check_gradient(loss, lambda W: grad(W) * 1.0019, W).ok
