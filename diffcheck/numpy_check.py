@@ -626,11 +626,21 @@ def tolerance(ref: np.ndarray, scale: np.ndarray, probe: np.ndarray | None, eps:
 
 def _tolerance(size: np.ndarray, probe: np.ndarray | None, eps: float) -> np.ndarray:
     """:func:`tolerance` from ``size = max(|ref|, scale)`` (the same numbers, fewer arrays)."""
-    floor = eps * eps * float(np.max(size, initial=0.0))
+    # and never below the smallest normal number of that precision: a float32 derivative
+    # cannot tell 1e-240 from 0
+    floor = max(eps * eps * float(np.max(size, initial=0.0)), _smallest_normal(eps))
     tol = A_SCALE * size if probe is None else A_SCALE * size + B_PROBE * probe
     tol *= eps
     tol += floor
     return tol
+
+
+def _smallest_normal(eps: float) -> float:
+    """The smallest normal number of the floating type whose epsilon is ``eps``."""
+    for dtype in (np.float64, np.float32, np.float16):
+        if float(np.finfo(dtype).eps) == eps:
+            return float(np.finfo(dtype).tiny)
+    return float(np.finfo(np.float64).tiny)
 
 
 @dataclass
@@ -908,16 +918,20 @@ def _slip_lines(res: CheckResult) -> list[str]:
 
 # -- the witness: f evaluated along random directions -----------------------------------------
 
-def _directions(x: np.ndarray, k: int, seed: int) -> np.ndarray:
+def _directions(x: np.ndarray, k: int, seed: int, eps: float = 2.0 ** -52) -> np.ndarray:
     """Seeded Gaussian directions, scaled entrywise by |x| (so badly scaled x is fine).
 
     How far along them to step is left to the step ladder, which shrinks until the
-    differences settle: the steps fit the scale f varies on, not the size of x."""
+    differences settle: the steps fit the scale f varies on, not the size of x. ``eps``:
+    the precision f computes in; entries are at least ``2**40`` times its smallest normal
+    number, so that every step of the ladder is one f can resolve (x = 1e-60 in a
+    function that rounds its inputs to float32 is 0 to it)."""
     rng = np.random.default_rng(seed)
     size = np.abs(x.astype(np.float64, copy=False))
     if size.size and not np.min(size) > 0:  # zeros take the typical size (or 1)
         typical = float(np.sqrt(np.mean(size ** 2)))
         size = np.where(size > 0, size, max(typical, 1.0))
+    size = np.maximum(size, _smallest_normal(eps) * 2.0 ** 40)
     return rng.standard_normal((k, *x.shape), dtype=np.float32) * size
 
 
@@ -956,7 +970,8 @@ def _witness_samples(kind: str, f: Fn, x: np.ndarray, ref: Reference, k: int, se
     ``noise`` the measured noise of f's values (finite differences use it)."""
     x64 = x.astype(np.float64, copy=False)
     f0 = np.asarray(fx) if fx is not None and x.dtype == np.float64 else None
-    V = _directions(x64, k, seed)
+    eps = ref.precision.eps if ref.precision is not None else float(np.finfo(float).eps)
+    V = _directions(x64, k, seed, eps)
     n = x.size
     use_complex = ref.exact and ref.kinks is not None and ref.kinks.analytic and \
         n <= COMPLEX_WITNESS_LIMIT and kind != "hessian"
@@ -1026,8 +1041,11 @@ def _witness_verdict(kind: str, s: _Samples, yours: np.ndarray, ref: Reference,
             between = (ref_d >= s.lo - wtol) & (ref_d <= s.hi + wtol)
             blind = s.at_kink & ~between
             near, mine = near | s.at_kink, mine | s.at_kink
-        floor = float(np.max(size_d, initial=0.0)) * np.finfo(float).eps
-        denom = np.maximum(size_d, floor) if floor > 0 else None
+        # the derivative's size along each direction, at least eps times its largest
+        # entry times |v| (entries that are 0 and without terms do not make it 1e-214)
+        floor = np.finfo(float).eps * absV.sum(axis=1)[:, None] * float(np.max(size,
+                                                                                  initial=0))
+        denom = np.maximum(size_d, floor) if np.any(floor > 0) else None
         gap = np.abs(W - your_d)
         worst_user = (_nanmax(gap), _nanmax(gap / denom) if denom is not None else np.inf)
     agree, resolved = bool(np.all(near)), bool(np.all(sharp) and not blind.any())
@@ -1414,6 +1432,9 @@ def _result(kind, yours, R, tol, diff, ref, wit, seed, label, k, eps, size=None
         rel = np.maximum(size, math.sqrt(eps) * float(np.max(size, initial=0.0)))
         np.divide(diff, rel, out=rel)
         rel[diff == 0] = 0.0  # exact agreement, even where the size is 0
+        zero = ~(size > 0) & (diff <= tol)
+        if zero.any():  # a reference that is 0, met within tolerance: no error either
+            rel[zero] = 0.0
     worst = np.unravel_index(int(np.argmax(rel)), R.shape) if R.size else None
     return CheckResult(
         kind=kind, ok=True, yours=yours, reference=R, tolerance=tol, method=ref.method,

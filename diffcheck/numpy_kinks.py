@@ -224,8 +224,9 @@ def one_sided_fd(difference: Callable[[np.ndarray], object], x: np.ndarray, *,
         e = np.zeros(n)
         e[j] = size[j]
         d = difference(e)
-        left, right = np.ravel(d.left) / size[j], np.ravel(d.right) / size[j]
-        slack = _one_sided_error(d) / size[j]
+        with np.errstate(all="ignore"):
+            left, right = np.ravel(d.left) / size[j], np.ravel(d.right) / size[j]
+            slack = _one_sided_error(d) / size[j]
         lo[:, j] = np.minimum(left, right) - slack
         hi[:, j] = np.maximum(left, right) + slack
         kinked[:, j] = np.ravel(d.kink)

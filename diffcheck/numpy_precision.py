@@ -28,6 +28,7 @@ from the precision the code runs in. Three things feed it, all measured, none gu
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,9 +41,10 @@ NOISE_H = 2.0 ** -20  #: ECnoise: first spacing, relative to the size of x
 NOISE_TRIES = 4  #: ECnoise: spacings tried (each 2**7 times the previous or a 2**7th of it)
 MAX_ORDER = 3  #: ECnoise: the noise must show by differences of order 3..5 (a kink's spike
 #: spreads into every difference of higher orders)
-ROUNDING_POINTS = 4  #: derivative_rounding: perturbed points
+ROUNDING_POINTS = 8  #: derivative_rounding: perturbed points
 ROUNDING_ULPS = 2.0 ** 10  #: derivative_rounding: how far they are, in ulps of x
-ROUNDING_FACTOR = 4.0  #: derivative_rounding: allowance in units of the spread seen
+ROUNDING_FACTOR = 6.0  #: derivative_rounding: allowance in units of the residual seen
+ROUNDING_VOTES = 3  #: _rounds_inputs: entries tried one by one
 
 Fn = Callable[[Any], Any]
 
@@ -107,8 +109,7 @@ def ecnoise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(sigma, inform)`` per column: ``inform`` 1 when the estimate is good, 2 when
     the spacing is too small (most first differences are zero), 3 when it is too large (no
     order of the difference table is dominated by noise). From Moré and Wild (2011), with
-    the median of each order's differences for their root mean square, and orders up to
-    ``MAX_ORDER + 2``: noise shows in every difference, a kink on the line in a few.
+    orders up to ``MAX_ORDER + 2`` only.
 
     >>> rng = np.random.default_rng(0)
     >>> t = np.linspace(-1e-3, 1e-3, 9)
@@ -130,9 +131,7 @@ def ecnoise(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             if j == 1:
                 too_small = np.sum(table == 0, axis=0) >= n / 2
             gamma *= 0.5 * j / (2 * j - 1)
-            # the median, not the mean of squares: noise is in every difference, while a
-            # kink on the line (relu at 0 in x) is one spike, which must not pass for noise
-            levels.append(np.sqrt(gamma) * np.median(np.abs(table), axis=0) / 0.6745)
+            levels.append(np.sqrt(gamma * np.mean(table ** 2, axis=0)))
             signs.append((np.min(table, axis=0) < 0) & (np.max(table, axis=0) > 0))
     levels_arr, signs_arr = np.array(levels), np.array(signs)
     for k in range(MAX_ORDER - 1, -1, -1):  # the lowest consistent order wins
@@ -150,10 +149,33 @@ def noise_level(f: Fn, x: np.ndarray, p: np.ndarray, h: float = NOISE_H
                 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Noise of ``f``'s values near ``x`` along ``p`` (per output entry), and the samples.
 
-    The spacing starts at ``h`` and moves (up when the values do not change, down when
-    the smooth part dominates) until the difference table shows noise. Entries without a
-    reliable estimate get NaN. Returns ``(sigma, samples)``, ``(None, None)`` if f fails.
+    Three parallel lines, one through x and two through points ``2**-10`` of x's size
+    away, each sampled by ECnoise; the median of their three estimates is the noise. A
+    kink at x (relu at 0) is on every line through x and looks like noise there; off x it
+    is not met, so the median ignores it. The spacing starts at ``h`` and moves (up when
+    the values do not change, down when the smooth part dominates) until the difference
+    table shows noise. Entries without a reliable estimate get NaN. Returns ``(sigma,
+    samples)``, ``(None, None)`` if f fails at x.
     """
+    rng = np.random.default_rng(5)
+    bases = [x] + [x + 2.0 ** -10 * np.abs(p) * rng.standard_normal(x.shape) for _ in range(2)]
+    found, seen = [], []
+    for i, base in enumerate(bases):
+        sigma, vals = _line_noise(f, base, p, h)
+        if vals is None:
+            if i == 0:
+                return None, None
+            continue
+        found.append(sigma)
+        seen.append(vals)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: no estimate
+        return np.nanmedian(np.stack(found), axis=0), np.concatenate(seen)
+
+
+def _line_noise(f: Fn, x: np.ndarray, p: np.ndarray, h: float
+                ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """ECnoise along one line, the spacing adjusted: ``(sigma, samples)``."""
     sigma = None
     seen = []
     for _ in range(NOISE_TRIES):
@@ -184,11 +206,56 @@ def _representable(values: np.ndarray) -> float | None:
     return None
 
 
+def _rounds_inputs(f: Fn, x: np.ndarray, p: np.ndarray, seed: int = 3) -> float | None:
+    """float32's epsilon if f rounds its inputs to float32, else None.
+
+    At a point near x (``x + p / 64``, no entry 0 or below float32's range), one entry at a
+    time is scaled by ``1 + 2**-22``
+    (two float32 ulps) and by ``1 + 2**-34`` (below one), where a smooth f moves ``2**-12``
+    times as much. If that is many ulps of f and f does not move at all, f rounds its
+    inputs (``np.asarray(v, np.float32)``, ``np.float32(a)``). A few entries vote; every
+    entry that can tell must agree."""
+    z = np.ravel(x + 2.0 ** -6 * p).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    try:
+        base = _at(f, z, x.shape)
+        votes = [_vote(f, z, x.shape, int(j), base)
+                 for j in rng.choice(z.size, size=min(ROUNDING_VOTES, z.size), replace=False)]
+    except Exception:  # noqa: BLE001 -- no answer: no claim
+        return None
+    votes = [v for v in votes if v is not None]
+    if not votes or not all(votes):
+        return None
+    return float(np.finfo(np.float32).eps)
+
+
+def _at(f: Fn, z: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return np.ravel(_plain(f(z.reshape(shape)))).astype(np.float64)
+
+
+def _vote(f: Fn, z: np.ndarray, shape: tuple[int, ...], j: int, base: np.ndarray
+          ) -> bool | None:
+    """Whether entry ``j`` shows inputs rounded to float32, or None when it cannot tell
+    (f does not move with it, or the move is too small to see)."""
+    def moved(e: int) -> np.ndarray:
+        w = z.copy()
+        w[j] *= 1.0 + 2.0 ** e
+        return _at(f, w, shape) - base
+    e = -22
+    big = moved(e)
+    if not (np.all(np.isfinite(big)) and np.any(big != 0)):
+        return None  # f does not see this entry at this scale (or rounds coarser): no vote
+    if not np.any(np.abs(big) * 2.0 ** -12 > 64 * np.spacing(np.abs(base))):
+        return None
+    return bool(np.all(moved(e - 12) == 0))
+
+
 def _direction(x: np.ndarray, seed: int = 1) -> np.ndarray:
-    size = np.abs(x)
-    typical = float(np.sqrt(np.mean(size ** 2))) if size.size else 1.0
-    size = np.where(size > 0, size, max(typical, 1.0))
-    return np.random.default_rng(seed).standard_normal(x.shape) * size
+    """A seeded Gaussian direction scaled by ``max(|x|, 1)``: the scale finite differences
+    step on (so the noise is measured where they will meet it, and tiny or subnormal x
+    does not hide a function that rounds to float32)."""
+    return np.random.default_rng(seed).standard_normal(x.shape) * np.maximum(np.abs(x), 1.0)
 
 
 def detect(f: Fn, x: np.ndarray, f0: np.ndarray | None = None) -> Precision:
@@ -212,7 +279,12 @@ def detect(f: Fn, x: np.ndarray, f0: np.ndarray | None = None) -> Precision:
         if low is not None:
             eps, label = low, dtype_label(low)
             how = f"f's values are all {label} numbers: it rounds to {label} inside"
-            base = 4 * eps * np.abs(np.ravel(f0).astype(np.float64))
+        else:
+            low = _rounds_inputs(f, x, _direction(x, seed=2))
+            if low is not None:
+                eps, label = low, dtype_label(low)
+                how = f"f rounds its inputs to {label}"
+        base = 4 * eps * np.abs(np.ravel(f0).astype(np.float64))
     size = np.max(np.abs(samples), axis=0)
     base = np.maximum(base, 4 * eps * size)
     if sigma is not None:
@@ -232,26 +304,43 @@ def derivative_rounding(yours_at: Fn, reference_at: Fn, x: np.ndarray, *,
     """The rounding in the user's derivative formula, per entry (same shape as theirs).
 
     ``yours_at(z)`` and ``reference_at(z)`` give the user's derivative and the exact one at
-    ``z`` (in ``x``'s dtype; the reference from float64). At points ``x (1 + d)``, ``d`` a
-    few hundred ulps, the difference ``yours - reference`` is a bug (the same at every
-    point) plus rounding (different at each); its spread over the points, times a margin,
-    bounds the rounding. Scaling x as a whole keeps its ties and zeros, so the points sit
-    on the same side of every kink x is on. None when a point cannot be evaluated.
+    ``z`` (in ``x``'s dtype; the reference from float64). At points ``x (1 + s)``, ``s`` a
+    few hundred ulps, the difference ``yours - reference`` is a bug, smooth in ``s`` (a
+    straight line at that scale), plus rounding, different at each point. What a line
+    fitted over the points leaves over, times a margin, bounds the rounding; a bug,
+    however it varies with x, leaves nothing. Scaling x as a whole keeps its ties and
+    zeros, so the points sit on the same side of every kink x is on. None when a point
+    cannot be evaluated.
+
+    >>> x = (1000 + np.arange(8.0)).astype(np.float32)
+    >>> exact = lambda z: 2 * (z.astype(np.float64) - np.mean(z.astype(np.float64)))
+    >>> rounding = derivative_rounding(lambda z: 2 * (z - np.mean(z)), exact, x)
+    >>> bool(np.all(rounding < 1e-2)), bool(np.any(rounding > 1e-6))
+    (True, True)
+    >>> bug = derivative_rounding(lambda z: 2.1 * (z - np.mean(z)), exact, x)
+    >>> bool(np.all(bug < 1e-2))  # the bug (0.1 * ...) is no rounding
+    True
     """
     rng = np.random.default_rng(seed + 101)
     eps = float(np.finfo(x.dtype).eps) if x.dtype.kind == "f" else EPS64
-    errs = []
+    errs, scales, shape = [], [], None
     for _ in range(ROUNDING_POINTS):
         # all of x scaled by one factor: ties between entries (a max over equal values)
         # and zeros (relu at 0) stay exactly as they are, so no kink is crossed
-        step = rng.uniform(0.5, 1.0) * rng.choice([-1.0, 1.0]) * ROUNDING_ULPS * eps
+        step = rng.uniform(-1.0, 1.0) * ROUNDING_ULPS * eps
         z = (x.astype(np.float64) * (1.0 + step)).astype(x.dtype)
         try:
             with np.errstate(all="ignore"):
                 e = np.asarray(yours_at(z), dtype=np.float64) - reference_at(z)
         except Exception:  # noqa: BLE001 -- no estimate: the tolerance stays as it was
             return None
-        errs.append(e)
+        errs.append(np.ravel(e))
+        scales.append(step)
+        shape = np.shape(e)
     E = np.stack(errs)
-    spread = np.max(E, axis=0) - np.min(E, axis=0)
-    return ROUNDING_FACTOR * np.where(np.isfinite(spread), spread, 0.0)
+    design = np.stack([np.ones(len(scales)), np.array(scales) / (ROUNDING_ULPS * eps)], axis=1)
+    with np.errstate(all="ignore"):
+        fit, *_ = np.linalg.lstsq(design, np.nan_to_num(E), rcond=None)
+        left = np.max(np.abs(E - design @ fit), axis=0)
+    left = np.where(np.isfinite(left), left, 0.0)
+    return (ROUNDING_FACTOR * left).reshape(shape)
