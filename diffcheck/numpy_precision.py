@@ -82,6 +82,18 @@ def _plain(y: Any) -> np.ndarray:
     return arr.real if arr.dtype.kind == "c" else arr
 
 
+def smallest_normal(eps: float) -> float:
+    """The smallest normal number of the floating type whose epsilon is ``eps``.
+
+    >>> smallest_normal(2.0 ** -23) == float(np.finfo(np.float32).tiny)
+    True
+    """
+    for dtype in (np.float64, np.float32, np.float16):
+        if float(np.finfo(dtype).eps) == eps:
+            return float(np.finfo(dtype).tiny)
+    return float(np.finfo(np.float64).tiny)
+
+
 def dtype_eps(arr: np.ndarray) -> float:
     """Machine epsilon of ``arr``'s floating dtype (float64 for integers)."""
     return float(np.finfo(arr.dtype).eps) if arr.dtype.kind == "f" else EPS64
