@@ -894,8 +894,6 @@ def _check(kind: str, f: Fn, yours_fn: Fn, x: Any, *, seed: int = 0,
     # the witness's evaluations of f first, before the tolerance arrays exist (less memory)
     samples = _witness_samples(kind, f, x, ref, k, seed, fx=fx,
                                noise=prec.noise if prec is not None else None)
-    R = ref.value.reshape(yours.shape)
-    size = np.maximum(np.abs(R), ref.scale.reshape(R.shape))
     # The float32 probe (a second AD pass) only ever widens the tolerance. In float64 it is
     # run only when the check would fail without it: an entry outside the tolerance, or
     # the witness disagreeing. A check that passes without the probe passes with it, one
@@ -907,58 +905,85 @@ def _check(kind: str, f: Fn, yours_fn: Fn, x: Any, *, seed: int = 0,
     # only when the check would fail without it.
     if eps != np.finfo(np.float64).eps:
         ref.ensure_probe()
-    rounding: list[np.ndarray] = []
-
-    def limits() -> np.ndarray:
-        probe = None if ref.probe is None else ref.probe.reshape(R.shape)
-        tol = _tolerance(size, probe, eps)
-        if rtol is not None:
-            tol = tol + rtol * size
-        if atol is not None:
-            tol = tol + atol
-        if ref.error is not None:
-            tol = tol + np.nan_to_num(ref.error.reshape(R.shape), nan=np.inf)
-        for extra in rounding:
-            tol = tol + extra
-        return tol
-
-    diff = _abs_diff(yours, R)
-
-    def judge() -> tuple[np.ndarray, np.ndarray, _Witness]:
-        tol = limits()
-        return tol, ~(diff <= tol), _witness_verdict(kind, samples, yours, ref, tol, size)
-
-    tol, bad, wit = judge()
-    if ref.probe is None and (bad.any() or not wit.ok or not wit.user_ok):
+    cmp = _Comparison(kind, yours, ref, samples, eps, rtol, atol)
+    if ref.probe is None and (cmp.failing or not cmp.wit.ok):
         ref.ensure_probe()
-        tol, bad, wit = judge()
-    if bad.any() or not wit.user_ok:
-        extra = _user_rounding(kind, f, yours_fn, x, ref, shape, name, expected, seed)
-        if extra is not None and np.any(extra > 0):
-            rounding.append(extra.reshape(R.shape))
-            before = int(np.count_nonzero(bad))
-            tol, bad, wit = judge()
-            rescued = before - int(np.count_nonzero(bad))
-    res = _result(kind, yours, R, tol, diff, ref, wit, seed, label, k, eps, size)
-    if rounding and rescued > 0:
+        cmp.judge()
+    rescued = 0
+    if cmp.failing:
+        rescued = cmp.allow(_user_rounding(kind, f, yours_fn, x, ref, shape, name, expected,
+                                           seed))
+    res = _result(kind, yours, cmp.R, cmp.tol, cmp.diff, ref, cmp.wit, seed, label, k, eps,
+                  cmp.size)
+    if rescued > 0:
         res.notes.append(
             f"your {name} carries rounding of its own (measured at points a few hundred ulps "
-            f"away: up to {float(np.max(rounding[0])):.1e}); the tolerance allows for it, "
+            f"away: up to {float(np.max(cmp.rounding)):.1e}); the tolerance allows for it, "
             f"which accepts {rescued} entr{'y' if rescued == 1 else 'ies'}")
     if why:
         res.notes.append(f"f could not be traced ({why}); finite differences are the "
                          "reference")
-    if not wit.ok and ref.exact:
+    if not cmp.wit.ok and ref.exact:
         res.notes.append("the witness disagrees with the AD reference: f may be "
                          "non-differentiable near x, or a diffcheck rule is wrong")
-    if bad.any():
-        _explain(res, kind, f, x, bad, diff, tol, ref, seed)
-    elif not wit.user_ok and not ref.exact:
+    if cmp.bad.any():
+        _explain(res, kind, f, x, cmp.bad, cmp.diff, cmp.tol, ref, seed)
+    elif not cmp.wit.user_ok and not ref.exact:
         res.ok = False
         res.directional = (f"your directional derivatives disagree with the witness "
-                           f"(largest difference {wit.worst_user[0]:.3e}, "
-                           f"{wit.worst_user[1]:.1e} relative)")
+                           f"(largest difference {cmp.wit.worst_user[0]:.3e}, "
+                           f"{cmp.wit.worst_user[1]:.1e} relative)")
     return res
+
+
+class _Comparison:
+    """Yours against the reference entry by entry and along the witness's directions,
+    under a tolerance that can be widened (the float32 probe, your own rounding) and the
+    comparison redone: :meth:`judge`."""
+
+    def __init__(self, kind: str, yours: np.ndarray, ref: Reference, samples: Any,
+                 eps: float, rtol: float | None, atol: float | None):
+        self.kind, self.yours, self.ref, self.samples = kind, yours, ref, samples
+        self.eps, self.rtol, self.atol = eps, rtol, atol
+        self.R = ref.value.reshape(yours.shape)
+        self.size = np.maximum(np.abs(self.R), ref.scale.reshape(self.R.shape))
+        self.rounding: np.ndarray | None = None
+        self.diff = _abs_diff(yours, self.R)
+        self.judge()
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.bad.any()) or not self.wit.user_ok
+
+    def limits(self) -> np.ndarray:
+        """The tolerance per entry, from what is known so far."""
+        ref, shape = self.ref, self.R.shape
+        probe = None if ref.probe is None else ref.probe.reshape(shape)
+        tol = _tolerance(self.size, probe, self.eps)
+        if self.rtol is not None:
+            tol = tol + self.rtol * self.size
+        if self.atol is not None:
+            tol = tol + self.atol
+        if ref.error is not None:
+            tol = tol + np.nan_to_num(ref.error.reshape(shape), nan=np.inf)
+        if self.rounding is not None:
+            tol = tol + self.rounding
+        return tol
+
+    def judge(self) -> None:
+        self.tol = self.limits()
+        self.bad = ~(self.diff <= self.tol)
+        self.wit = _witness_verdict(self.kind, self.samples, self.yours, self.ref, self.tol,
+                                    self.size)
+
+    def allow(self, rounding: np.ndarray | None) -> int:
+        """Allow for your own rounding (if measured and not 0); how many entries it accepts."""
+        if rounding is None or not np.any(rounding > 0):
+            return 0
+        before = int(np.count_nonzero(self.bad))
+        self.rounding = rounding.reshape(self.R.shape)
+        self.judge()
+        return before - int(np.count_nonzero(self.bad))
 
 
 def _abs_diff(yours: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -1081,16 +1106,16 @@ def _kink_verdict(kind: str, f: Fn, x: np.ndarray, ref: Reference, res: CheckRes
                   bad: np.ndarray, seed: int):
     """The subgradient verdict on the failing entries, or None where f has no kinks.
 
-    Traced f: one-sided limits of AD at nearby points (only when tracing met a kink,
-    a comparison or a max). Otherwise one-sided finite differences, one per failing
+    Traced f: one-sided limits of AD at nearby points (only when tracing met a tie: a kink
+    of abs, maximum, max, sort, a comparison at equality). Otherwise one-sided finite differences, one per failing
     column (f cannot be traced, so the reference is dense differences: few columns)."""
     n = x.size
     x64 = x.astype(np.float64)
     R, Y = ref.value.reshape(-1, n), res.yours.reshape(-1, n)
     T, B = res.tolerance.reshape(-1, n), bad.reshape(-1, n)
     if ref.exact:
-        if ref.kinks is None or ref.kinks.calls == 0:
-            return None
+        if ref.kinks is None or not ref.kinks.at_kink:
+            return None  # no tie at x: every entry's derivative is defined, AD's is it
         eps = _output_eps(evaluate(f, x64))
         got, why = _attempt(lambda: numpy_kinks.one_sided_ad(
             lambda z: _ad_value(kind, f, z), x64, R=R, yours=Y, tol=T, bad=B, eps=eps,

@@ -38,7 +38,7 @@ import numpy as np
 
 TAU_ULPS = 2.0 ** 10  #: perturbation, in ulps of the precision f computes in
 RANDOM_DIRECTIONS = 3  #: random directions (each both ways) over the failing entries
-COVER_PASSES = 6  #: further passes over the entries still out of their range
+COVER_PASSES = 3  #: further passes over the entries still out of their range
 CONFIRM = 8  #: entries given a pass of their own before an out-of-range entry is final
 
 JacAt = Callable[[np.ndarray], np.ndarray]  # z -> (m, n) derivative at z (flat)
