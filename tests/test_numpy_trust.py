@@ -661,3 +661,16 @@ def test_property_right_passes_wrong_fails_reports_agree(e, x, precision, j):
     wrong = dc.check_gradient(f, lambda v: (G + off).astype(v.dtype), x)
     assert not wrong.ok, str(wrong)
     assert_consistent(wrong)
+
+
+def test_jax_code_in_its_default_float32():
+    """f written with jax.numpy computes in float32 by default and cannot be traced by
+    diffcheck's engines: finite differences with float32 error bars are the reference."""
+    jnp = pytest.importorskip("jax.numpy")
+    f = lambda v: jnp.sum(jnp.sin(v) ** 2 * jnp.exp(v / 3))  # noqa: E731
+    g = lambda v: np.exp(v / 3) * (np.sin(2 * v) + np.sin(v) ** 2 / 3)  # noqa: E731
+    x = np.array([0.3, -1.1, 0.7, 2.0])
+    res = dc.check_gradient(f, g, x)
+    assert res.ok and res.dtype.startswith("float32"), str(res)
+    assert not dc.check_gradient(f, lambda v: g(v) * 1.01, x).ok
+    assert dc.taylor_test(f, g, x).ok and not dc.taylor_test(f, lambda v: g(v) * 1.1, x).ok
