@@ -1107,8 +1107,9 @@ def _kink_verdict(kind: str, f: Fn, x: np.ndarray, ref: Reference, res: CheckRes
     """The subgradient verdict on the failing entries, or None where f has no kinks.
 
     Traced f: one-sided limits of AD at nearby points (only when tracing met a tie: a kink
-    of abs, maximum, max, sort, a comparison at equality). Otherwise one-sided finite differences, one per failing
-    column (f cannot be traced, so the reference is dense differences: few columns)."""
+    of abs, maximum, max, sort, a comparison at equality). Otherwise one-sided finite
+    differences, one per failing column (f cannot be traced, so the reference is dense
+    differences: few columns)."""
     n = x.size
     x64 = x.astype(np.float64)
     R, Y = ref.value.reshape(-1, n), res.yours.reshape(-1, n)

@@ -242,13 +242,11 @@ ROW_LIST: list[Primitive] = [
     Primitive("maximum", np.maximum, (lambda x, y, out: _wins(x, y), lambda x, y, out: _wins(y, x)),
               jax="numpy.maximum", domain=lambda x, y: x != y,
               domain_text="x != y (maximum has a kink where they tie)",
-              dtext=("[{0} > {1}] (1/2 at a tie)", "[{0} < {1}] (1/2 at a tie)"), smooth=False,
-              ufunc=np.maximum),
+              dtext=("[{0} > {1}]", "[{0} < {1}]"), smooth=False, ufunc=np.maximum),
     Primitive("minimum", np.minimum, (lambda x, y, out: _wins(y, x), lambda x, y, out: _wins(x, y)),
               jax="numpy.minimum", domain=lambda x, y: x != y,
               domain_text="x != y (minimum has a kink where they tie)",
-              dtext=("[{0} < {1}] (1/2 at a tie)", "[{0} > {1}] (1/2 at a tie)"), smooth=False,
-              ufunc=np.minimum),
+              dtext=("[{0} < {1}]", "[{0} > {1}]"), smooth=False, ufunc=np.minimum),
 ]
 
 #: name -> row
