@@ -40,6 +40,15 @@ def assert_consistent(res) -> None:
         assert res.n_bad > 0 or res.directional, text
 
 
+def off_at(grad, index, factor):
+    """``grad`` with one entry scaled by ``factor``: a bug in a single entry."""
+    def bug(x):
+        g = np.array(grad(x), copy=True)
+        g[index] *= factor
+        return g
+    return bug
+
+
 # -- taylor_test: the verdict is the order the table shows -----------------------------------
 
 @pytest.mark.parametrize("seed", range(4))
@@ -171,12 +180,7 @@ def test_spring_network_far_from_zero_witness_fits_the_function_scale():
     res = dc.check_gradient(energy, grad, P0)
     assert res.ok and "agrees with the reference" in res.witness, str(res)
     assert_consistent(res)
-
-    def bad(p):
-        g = grad(p)
-        g[3, 1] *= 1.01
-        return g
-    res = dc.check_gradient(energy, bad, P0)
+    res = dc.check_gradient(energy, off_at(grad, (3, 1), 1.01), P0)
     assert not res.ok and res.worst_index == (3, 1) and res.n_bad == 1, str(res)
     assert_consistent(res)
 
@@ -349,12 +353,8 @@ def test_real_bug_next_to_kinks_still_fails():
     x = np.random.default_rng(5).normal(size=200)
     x[::2] = 0.0
     f = lambda x: np.sum(np.abs(x)) + np.sum(x ** 2)  # noqa: E731
-
-    def grad(x):
-        g = np.where(x >= 0, 1.0, -1.0) + 2 * x
-        g[7] *= 1.001  # x[7] != 0: a smooth entry
-        return g
-    res = dc.check_gradient(f, grad, x)
+    grad = lambda x: np.where(x >= 0, 1.0, -1.0) + 2 * x  # noqa: E731
+    res = dc.check_gradient(f, off_at(grad, 7, 1.001), x)  # x[7] != 0: a smooth entry
     assert not res.ok and res.n_bad == 1 and res.worst[0].index == (7,), str(res)
     assert_consistent(res)
 
@@ -444,12 +444,7 @@ def test_any_tracing_failure_falls_back(where, error):
     grad = lambda x: np.cos(x) * x + np.sin(x) + 2 * x  # noqa: E731
     x = np.random.default_rng(1).normal(size=(2, 3))
     assert dc.check_gradient(f, grad, x).ok
-
-    def bug(x):
-        g = grad(x)
-        g[1, 2] *= 1.01
-        return g
-    res = dc.check_gradient(f, bug, x)
+    res = dc.check_gradient(f, off_at(grad, (1, 2), 1.01), x)
     assert not res.ok and res.worst_index == (1, 2), str(res)
     assert_consistent(res)
     H = lambda x: np.diag((2 * np.cos(x) - x * np.sin(x) + 2).ravel()  # noqa: E731
@@ -625,12 +620,7 @@ def test_float32_softmax_classifier_small_bug_is_caught():
         p[np.arange(N), y] -= 1
         return X.T @ p / N + 1e-3 * W
     assert dc.check_gradient(loss, grad, W).ok
-
-    def bug(W):
-        g = grad(W)
-        g[100, 3] *= 1.0019
-        return g
-    res = dc.check_gradient(loss, bug, W)
+    res = dc.check_gradient(loss, off_at(grad, (100, 3), 1.0019), W)
     assert not res.ok and res.worst_index == (100, 3), str(res)
     assert not dc.check_gradient(loss, lambda W: grad(W) * 1.0019, W).ok
 
