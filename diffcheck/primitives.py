@@ -135,6 +135,11 @@ def _dirac(x, *order):
     return 0.0 * x
 
 
+def _wins(x, y):
+    """1 where ``x > y``, 1/2 where they tie, 0 elsewhere: the partial of max(x, y) in x."""
+    return np.greater(x, y) * 1.0 + np.equal(x, y) * 0.5
+
+
 def _pow_domain(x, y):
     y_int = np.equal(np.mod(y, 1), 0)
     return np.where(y_int, (y >= 1) | (x != 0), x > 0)
@@ -266,15 +271,16 @@ ROW_LIST: list[Primitive] = [
               flops=10, ufunc=np.log1p),
     Primitive("expm1", np.expm1, (lambda x, out: out + 1.0,), jax="numpy.expm1",
               dtext=("exp({0})",), flops=10, ufunc=np.expm1),
+    # at a tie each argument gets half (as in JAX): a subgradient, like max/min's split
     Primitive("maximum", np.maximum,
-              (lambda x, y, out: np.greater(x, y) * 1.0, lambda x, y, out: np.less(x, y) * 1.0),
+              (lambda x, y, out: _wins(x, y), lambda x, y, out: _wins(y, x)),
               sympy=sympy.Max, jax="numpy.maximum", domain=lambda x, y: x != y,
               domain_text="{0} != {1} (max has a kink where they tie)",
               dtext=("[{0} > {1}]", "[{0} < {1}]"), parse=("max", "Max"),
               build=lambda *a: _lattice(sympy.Max, a), nargs=_SEVERAL, smooth=False,
               ufunc=np.maximum),
     Primitive("minimum", np.minimum,
-              (lambda x, y, out: np.less(x, y) * 1.0, lambda x, y, out: np.greater(x, y) * 1.0),
+              (lambda x, y, out: _wins(y, x), lambda x, y, out: _wins(x, y)),
               sympy=sympy.Min, jax="numpy.minimum", domain=lambda x, y: x != y,
               domain_text="{0} != {1} (min has a kink where they tie)",
               dtext=("[{0} < {1}]", "[{0} > {1}]"), parse=("min", "Min"),
@@ -486,7 +492,7 @@ ROW_LIST += [
               dtext=("1/({0}*log(2))",), flops=11, parse=("log2",),
               build=lambda x: sympy.log(x, 2)),
     # relu(x) is SymPy's Max(0, x); the Program builder lowers Max(0, e) to this row
-    Primitive("relu", lambda x: np.maximum(x, 0.0), (lambda x, out: np.greater(x, 0) * 1.0,),
+    Primitive("relu", lambda x: np.maximum(x, 0.0), (lambda x, out: _wins(x, 0),),
               jax="nn.relu", domain=lambda x: x != 0,
               domain_text="{0} != 0 (relu has a kink at 0)", dtext=("[{0} > 0]",),
               parse=("relu",), build=lambda x: sympy.Max(0, x, evaluate=False), smooth=False),
