@@ -680,6 +680,8 @@ class CheckResult:
     kink: str = ""
     directions: int = 0
     slip_probability: float | None = None
+    layout: str = ""  # x's structure when x is a pytree (yours/reference are then pytrees)
+    entries: int = 0  # how many entries the derivative has, when x is a pytree
 
     def __bool__(self) -> bool:
         return self.ok
@@ -696,10 +698,11 @@ def _fmt(v: float | None, width: int = 13) -> str:
 
 def render(res: CheckResult) -> str:
     """The readable text of a check result."""
-    total = res.yours.size
+    total = res.entries or res.yours.size
     head = "OK" if res.ok else f"FAILED ({res.n_bad} of {total} entries outside tolerance)"
     lines = [f"{res.kind} check: {head}",
-             f"  shape {res.yours.shape}, computed in {res.dtype}; seed {res.seed}",
+             f"  {res.layout or f'shape {res.yours.shape}'}, computed in {res.dtype}; "
+             f"seed {res.seed}",
              f"  reference: {res.method}",
              f"  witness: {res.witness}",
              f"  max abs error {res.max_abs_error:.3e}, max rel error {res.max_rel_error:.3e}"
@@ -708,9 +711,10 @@ def render(res: CheckResult) -> str:
         names = sorted({k for e in res.worst for k in e.engines})
         cols = ["index", "yours", "reference", *names, "|diff|", "tol", "step"]
         lines.append("  worst entries:")
-        lines.append("    " + "".join(c.ljust(14 if c != "index" else 16) for c in cols))
+        w = max([16] + [len(str(e.index)) + 2 for e in res.worst])  # paths of pytree entries
+        lines.append("    " + "".join(c.ljust(14 if c != "index" else w) for c in cols))
         for e in res.worst:
-            row = [str(e.index).ljust(16), _fmt(e.yours, 14), _fmt(e.reference, 14)]
+            row = [str(e.index).ljust(w), _fmt(e.yours, 14), _fmt(e.reference, 14)]
             row += [_fmt(e.engines.get(n), 14) for n in names]
             row += [f"{e.diff:.2e}".ljust(14), f"{e.tol:.2e}".ljust(14),
                     f"{e.step:.2e}" if e.step else "-"]
@@ -1105,7 +1109,9 @@ def check_gradient(f: Fn, grad: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> r.ok, r.worst_index
     (False, (0,))
     """
-    return _check("gradient", f, grad, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("gradient", f, grad, x, _check, **opts)
 
 
 def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1116,7 +1122,9 @@ def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> check_jacobian(f, jac, np.array([2.0, 0.5])).ok
     True
     """
-    return _check("jacobian", f, jac, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("jacobian", f, jac, x, _check, **opts)
 
 
 def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1127,7 +1135,9 @@ def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
     ...               np.array([1.0, 3.0])).ok
     True
     """
-    return _check("hessian", f, hess, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("hessian", f, hess, x, _check, **opts)
 
 
 def _assert(result: CheckResult) -> CheckResult:
