@@ -153,7 +153,7 @@ class Flat:
         shapes, dtypes = [], []
         for p, leaf in zip(paths, leaves, strict=True):
             arr = leaf if _array_like(leaf) else np.asarray(leaf)
-            if np.dtype(arr.dtype).kind not in "biuf":
+            if np.dtype(arr.dtype).kind not in "biuf" and "float" not in np.dtype(arr.dtype).name:
                 raise UsageError(f"x{p} must be an array of real numbers, got dtype {arr.dtype}")
             shapes.append(tuple(int(s) for s in arr.shape))
             dtypes.append(np.dtype(arr.dtype))
@@ -218,9 +218,10 @@ class Flat:
         paths, leaves, _ = flatten(tree)
         expected = [a + b for a in self.paths for b in self.paths]
         if list(paths) != expected:
+            example = expected[min(1, len(expected) - 1)]
             raise ShapeError(f"{name}(x) returned a pytree of {len(paths)} arrays; expected "
                              f"jax.hessian's layout, x's structure of x's structure "
-                             f"({len(expected)} arrays, e.g. {expected[min(1, len(expected) - 1)]})")
+                             f"({len(expected)} arrays, e.g. {example})")
         rows, L = [], len(self.paths)
         for i, (si, shi) in enumerate(zip(self.sizes, self.shapes, strict=True)):
             row = []

@@ -123,3 +123,12 @@ def test_mlp_batchnorm(capsys):
     assert r["loss_after"] < r["loss_before"] / 10
     assert r["epoch_loss"][-1] < r["epoch_loss"][0]
     assert "check_gradient bn_bug: WRONG" in out
+
+
+def test_jax_custom_rules(capsys):
+    r, out = run("jax_custom_rules", capsys)
+    assert r["softplus"]["ok"] and r["gelu"]["ok"]
+    assert not r["softplus_bug"]["ok"] and r["softplus_bug"]["failed_modes"] == ["VJP"]
+    assert r["softplus_bug"]["worst"].startswith("args[0][")
+    assert not r["gelu_bug"]["ok"] and r["gelu_bug"]["jax"] == "passes"  # jax.test_util misses it
+    assert r["minimize_refused"] and "is wrong" in out

@@ -11,8 +11,8 @@ global configuration is left as it was, also on error).
 precision, loops that stop at a tolerance, and operations that stop the complex step.
 
 >>> import jax.numpy as jnp
->>> ref = Reference(lambda v: jnp.sin(v) * v[::-1], np.array([0.5, 2.0]))
->>> along = ref.along(np.array([[1.0, 0.0]]))
+>>> along = derivatives(lambda v: jnp.sin(v) * v[::-1], np.array([0.5, 2.0]),
+...                     np.array([[1.0, 0.0]]))
 >>> d = along.value[0]
 >>> bool(abs(d[0] - (np.cos(0.5) * 2.0)) <= along.error[0, 0] < 1e-9), along.how
 (True, 'complex step')
@@ -159,6 +159,137 @@ def analyse(fn: Callable, *args: Any) -> Analysis:
     a = Analysis()
     _walk(jax.make_jaxpr(fn)(*args).jaxpr, a)
     return a
+
+
+def widen(fn: Callable, *args: Any) -> tuple[Callable, Analysis, str]:
+    """``fn`` for a float64 evaluation, its :class:`Analysis`, and a note: where ``fn`` casts
+    to a lower precision, :func:`upcast` removes the casts (when its interpretation of the
+    jaxpr succeeds). Call under ``jax.enable_x64``."""
+    a = analyse(fn, *args)
+    if not a.casts:
+        return fn, a, ""
+    try:
+        up = upcast(fn)
+        b = analyse(up, *args)
+    except Exception:  # noqa: BLE001 - an operation the interpreter cannot widen
+        return fn, a, ""
+    if b.casts:
+        return fn, a, ""
+    return up, b, f"explicit casts to {', '.join(sorted(a.casts))}"
+
+
+# -- float64 evaluation with the casts to lower precision removed ------------------------------
+
+_CALLS = ("pjit", "jit", "closed_call", "core_call", "custom_jvp_call", "custom_vjp_call",
+          "custom_vjp_call_jaxpr", "remat", "checkpoint")
+
+
+def upcast(fn: Callable) -> Callable:
+    """``fn`` evaluated in float64 throughout: its jaxpr is interpreted with every cast to a
+    lower-precision float (``astype(bfloat16)``, ``reduce_precision``, a lower
+    ``preferred_element_type``) made a no-op, so mixed-precision code gets a float64
+    reference and a float64 replay of its rules. Call under ``jax.enable_x64``.
+
+    >>> import jax.numpy as jnp
+    >>> f = lambda x: (x.astype(jnp.bfloat16) * 3).astype(x.dtype)
+    >>> with x64():
+    ...     float(f(jnp.float64(0.1))), float(upcast(f)(jnp.float64(0.1)))
+    (0.30078125, 0.30000000000000004)
+    """
+    def run(*args: Any) -> Any:
+        closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        out = _eval(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(args))
+        return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), out)
+    return run
+
+
+def _wide(v: Any) -> Any:
+    if _float(getattr(v, "dtype", np.result_type(v))) and v.dtype != jnp.float64:
+        return jax.lax.convert_element_type(v, jnp.float64)
+    return v
+
+
+def _eval(jaxpr: Any, consts: list, args: list) -> list:
+    from jax.extend.core import Literal
+
+    env: dict = {}
+
+    def read(v: Any) -> Any:
+        return v.val if isinstance(v, Literal) else env[v]
+    env.update(zip(jaxpr.constvars, consts, strict=True))
+    env.update(zip(jaxpr.invars, args, strict=True))
+    for eqn in jaxpr.eqns:
+        outs = _apply(eqn, [read(v) for v in eqn.invars])
+        if not eqn.primitive.multiple_results:
+            outs = [outs]
+        for v, o in zip(eqn.outvars, outs, strict=True):
+            env[v] = o
+    return [read(v) for v in jaxpr.outvars]
+
+
+def _sub(j: Any) -> tuple[Any, list]:
+    return (j.jaxpr, list(j.consts)) if hasattr(j, "consts") else (j, [])
+
+
+def _apply(eqn: Any, ins: list) -> Any:
+    name, p = eqn.primitive.name, dict(eqn.params)
+    if name == "convert_element_type" and _float(p["new_dtype"]):
+        dtype = getattr(ins[0], "dtype", np.float64)
+        if jnp.issubdtype(dtype, jnp.complexfloating):  # the complex step's values stay
+            return jax.lax.convert_element_type(ins[0], jnp.complex128)
+        return _wide(ins[0]) if _float(dtype) else \
+            jax.lax.convert_element_type(ins[0], jnp.float64)
+    if name == "reduce_precision":
+        return ins[0]
+    if name in _CALLS:
+        sub = p.get("jaxpr") or p.get("call_jaxpr") or p.get("fun_jaxpr")
+        return _eval(*_sub(sub), ins)
+    if name in _CONTROL:
+        return _CONTROL[name](p, [_wide(v) for v in ins])
+    ins = [_wide(v) for v in ins]
+    if "preferred_element_type" in p and p["preferred_element_type"] is not None and \
+            _float(p["preferred_element_type"]):
+        p["preferred_element_type"] = jnp.float64
+    return eqn.primitive.bind(*ins, **p)
+
+
+def _like(outs: list, carry: list) -> tuple:
+    return tuple(jax.lax.convert_element_type(o, c.dtype) for o, c in zip(outs, carry,
+                                                                             strict=True))
+
+
+def _while(p: dict, ins: list) -> list:
+    nc, nb = p["cond_nconsts"], p["body_nconsts"]
+    cconsts, bconsts, init = ins[:nc], ins[nc:nc + nb], ins[nc + nb:]
+    cj, bj = _sub(p["cond_jaxpr"]), _sub(p["body_jaxpr"])
+    out = jax.lax.while_loop(lambda c: _eval(*cj, cconsts + list(c))[0],
+                             lambda c: _like(_eval(*bj, bconsts + list(c)), init), tuple(init))
+    return list(out)
+
+
+def _scan(p: dict, ins: list) -> list:
+    nc, nk = p["num_consts"], p["num_carry"]
+    consts, init, xs = ins[:nc], ins[nc:nc + nk], ins[nc + nk:]
+    j = _sub(p["jaxpr"])
+
+    def step(c: tuple, x: tuple) -> tuple:
+        out = _eval(*j, consts + list(c) + list(x))
+        return _like(out[:nk], init), tuple(_wide(o) for o in out[nk:])
+    c, ys = jax.lax.scan(step, tuple(init), tuple(xs), length=p["length"], reverse=p["reverse"])
+    return list(c) + list(ys)
+
+
+def _cond(p: dict, ins: list) -> list:
+    index, ops = ins[0], ins[1:]
+    branches = [_branch(_sub(b)) for b in p["branches"]]
+    return list(jax.lax.switch(jax.lax.convert_element_type(index, jnp.int32), branches, *ops))
+
+
+def _branch(jaxpr: tuple[Any, list]) -> Callable:
+    return lambda *o: [_wide(v) for v in _eval(*jaxpr, list(o))]
+
+
+_CONTROL = {"while": _while, "scan": _scan, "cond": _cond}
 
 
 # -- batched evaluation: several functions, one compiled program -----------------------------
