@@ -49,7 +49,8 @@ from .pytree import KINDS, Flat, Layout, flatten
 A_SIZE = 32.0  #: tolerance: multiples of the working eps times the entry's magnitude
 B_PROBE = 16.0  #: multiples of float64's eps per unit of rounding the low-precision run shows
 C_NOISE = 8.0  #: multiples of the measured rounding noise (when the first comparison fails)
-LOOP = 16.0  #: a loop that stops at tolerance t computes to about LOOP * t
+LOOP = 16.0  #: a loop that stops at tolerance t computes to about LOOP * t (absolute, on
+#: the scale of the largest entry)
 #: the float64 replay is trusted to this relative precision: special functions (erf, lgamma,
 #: ...) are accurate to a few ulps, and their differences to their analytic derivatives to
 #: about 1e-12, so a bug smaller than ~4e-9 relative (A_SIZE * this) is not claimed
@@ -233,7 +234,7 @@ class Rule:
     skipped: str = ""
     error: str = ""
     notes: list[str] = field(default_factory=list)
-    matrix: tuple[np.ndarray, np.ndarray | None] | None = None  # (yours, replay) if given
+    loop_tol: float = 0.0  # the largest stopping tolerance of a loop in f or in the rule
     provider: Callable[[np.ndarray, bool], np.ndarray] | None = None
 
     @property
@@ -241,8 +242,15 @@ class Rule:
         """The working precision of the values the verdict compares."""
         if not self.replay:
             return eps_of(self.dtype)
-        a = self.analysis or Analysis()
-        return max(REPLAY_EPS, a.eps, LOOP * a.tol)
+        return max(REPLAY_EPS, (self.analysis or Analysis()).eps)
+
+    @property
+    def eps_noise(self) -> float:
+        """The rounding unit of the arithmetic behind those values (perturbations of this
+        relative size measure their rounding noise; a loop's tolerance is no rounding)."""
+        if not self.replay:
+            return eps_of(self.dtype)
+        return max(EPS64, (self.analysis or Analysis()).eps)
 
 
 def _short(exc: BaseException, limit: int = 160) -> str:
@@ -302,7 +310,7 @@ def _judge(c: Cmp, rule: Rule, rtol: Any, atol: Any) -> Cmp:
             probe = np.nan_to_num(np.abs(c.yours - c.replay) / eps_of(rule.dtype), nan=0.0,
                                   posinf=0.0)
     size = np.where(np.isfinite(c.size), c.size, 0.0)
-    floor = eps_w * float(np.max(size, initial=0.0))
+    floor = max(eps_w, LOOP * rule.loop_tol) * float(np.max(size, initial=0.0))
     user = _user_tol(rtol, rule.dtype) * size + _user_tol(atol, rule.dtype)
     with np.errstate(all="ignore"):
         c.tol = c.err + eps_w * (A_SIZE * size + B_PROBE * probe) + user + floor
@@ -340,7 +348,7 @@ class Ctx:
             self.replays = {mode: self._replay(mode) for mode in (modes if operators else ())}
         self.wide, self.low = self._programs(modes if operators else ())
         cplx = "F" in self.wide.parts and self.wide.parts["F"].dtype == jnp.complex128
-        self.ref = Reference(inputs.x, eps=max(self.analysis.eps, self.analysis.tol), h0=h0,
+        self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0,
                              complex_step=cplx)
         self.rules = [self._rule(mode) for mode in modes] if operators else []
         rng = np.random.default_rng(seed)
@@ -408,12 +416,16 @@ class Ctx:
                               f": {_short(exc)}); compared as computed in {dtype.name}")
             return rule
         rule.analysis, note = self.replays[mode][1], self.replays[mode][2]
+        rule.loop_tol = max(self.analysis.tol, rule.analysis.tol if rule.analysis else 0.0)
         if note:
             rule.notes.append(f"your rule has {note}: its float64 replay evaluates it with "
                               "them removed")
-        if rule.analysis is not None and not rule.analysis.clean:
+        if rule.analysis is not None and rule.analysis.casts:
             rule.notes.append(f"the float64 replay of your rule has {rule.analysis.describe()}"
                               f": the verdict allows for a precision of {rule.eps_w:.1e}")
+        if rule.loop_tol:
+            rule.notes.append(f"a loop stops at a tolerance of {rule.loop_tol:g}: differences "
+                              f"up to {LOOP * rule.loop_tol:.1e} x the largest entry are allowed")
         return rule
 
     def run(self, T: np.ndarray | None, *, at: np.ndarray | None = None, wide: bool = True,
@@ -479,7 +491,7 @@ def _values_at(ctx: Ctx, rule: Rule, P: np.ndarray) -> Callable[[np.ndarray], np
 def _noise(ctx: Ctx, rule: Rule, P: np.ndarray, post: Callable[[np.ndarray], np.ndarray]
            ) -> Callable[[], np.ndarray]:
     values = _values_at(ctx, rule, P)
-    return lambda: _spread(lambda x: post(values(x)), ctx.inputs, rule.eps_w, ctx.seed)
+    return lambda: _spread(lambda x: post(values(x)), ctx.inputs, rule.eps_noise, ctx.seed)
 
 
 def _rule_values(ctx: Ctx, rule: Rule, P: np.ndarray, res: dict | None = None
@@ -925,7 +937,7 @@ def _reference_notes(ctx: Ctx, reports: list[ModeReport]) -> list[str]:
     if ctx.widened:
         notes.append(f"f has {ctx.widened}: the reference evaluates it with them removed "
                      "(float64 throughout), so its rounding does not blur the reference")
-    if not a.clean:
+    if a.casts and not ctx.widened:
         notes.append(f"f has {a.describe()}: its float64 evaluation is only that accurate; "
                      "the reference's error bounds and the tolerance allow for it")
     if ctx.along.cs_disagrees:
@@ -1143,7 +1155,7 @@ def check_derivative(kind: str, f: Callable, user: Callable, x: Any, *, seed: in
 
     >>> import jax.numpy as jnp
     >>> r = check_derivative("gradient", lambda w: jnp.sum(w ** 3), lambda w: 3 * w ** 2,
-    ...                      jnp.array([1.0, 2.0]))
+    ...                      jnp.array([1.0, 2.0], jnp.float32))
     >>> r.ok, r.dtype
     (True, 'float32')
     """
