@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,28 +335,85 @@ def _excess(c: Cmp) -> np.ndarray:
 
 # -- the shared evaluation of one function's reference and rules -----------------------------
 
+@dataclass
+class Compiled:
+    """A checked function's analyses and compiled programs, kept for its next check (like
+    ``jax.jit``'s cache: keyed by the function object and the arguments' structure, shapes,
+    dtypes and non-differentiated leaves)."""
+
+    fn: Fn
+    F: Callable
+    analysis: Analysis
+    widened: str
+    replays: dict
+    wide: Program
+    low: Program
+
+
+_COMPILED: OrderedDict = OrderedDict()
+CACHE_SIZE = 8
+
+
+def _fixed_signature(leaf: Any) -> Any:
+    if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+        arr = np.asarray(leaf)
+        return (arr.shape, str(arr.dtype), hash(arr.tobytes()))
+    return (type(leaf).__name__, repr(leaf))
+
+
+def _cache_key(f: Callable, inputs: Inputs, modes: tuple[str, ...], eps: Any) -> Any:
+    """The key of a check of ``f`` at arguments like ``inputs`` (None: not cacheable)."""
+    fixed = tuple(_fixed_signature(leaf) for i, leaf in enumerate(inputs.leaves)
+                  if i not in set(inputs.vary))
+    key = (f, inputs.flat.paths, inputs.flat.shapes, tuple(map(str, inputs.flat.dtypes)),
+           fixed, modes, eps, bool(jax.config.jax_enable_x64))
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _remember(key: Any, compiled: Compiled) -> None:
+    _COMPILED[key] = compiled
+    _COMPILED.move_to_end(key)
+    while len(_COMPILED) > CACHE_SIZE:
+        _COMPILED.popitem(last=False)
+
+
 class Ctx:
     """One function under check: its float64 reference, the programs evaluating the rules
     (as computed and replayed), the random directions, and the dense reference columns."""
 
     def __init__(self, fn: Fn, inputs: Inputs, modes: Sequence[str], *, k: int, seed: int,
-                 h0: float | None, rtol: Any, atol: Any, operators: bool = True):
+                 h0: float | None, rtol: Any, atol: Any, operators: bool = True,
+                 compiled: Compiled | None = None):
         self.fn, self.inputs, self.seed = fn, inputs, seed
         self.rtol, self.atol = rtol, atol
         n, m = inputs.size, fn.out.size
-        with x64():
-            self.F, self.analysis, self.widened = widen(fn.wide, jnp.asarray(inputs.x))
-            self.replays = {mode: self._replay(mode) for mode in (modes if operators else ())}
-        self.wide, self.low = self._programs(modes if operators else ())
-        cplx = "F" in self.wide.parts and self.wide.parts["F"].dtype == jnp.complex128
-        self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0,
-                             complex_step=cplx)
+        if compiled is not None:  # the same function again: analyses and programs reused
+            self.F, self.analysis, self.widened = compiled.F, compiled.analysis, compiled.widened
+            self.replays, self.wide, self.low = compiled.replays, compiled.wide, compiled.low
+            self.wide.x = self.low.x = inputs.x
+        else:
+            with x64():
+                self.F, self.analysis, self.widened = widen(fn.wide, jnp.asarray(inputs.x))
+                self.replays = {mode: self._replay(mode)
+                                for mode in (modes if operators else ())}
+            self.wide, self.low = self._programs(modes if operators else (), h0)
+        cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
+        self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
         self.rules = [self._rule(mode) for mode in modes] if operators else []
         rng = np.random.default_rng(seed)
         self.T = _round(inputs.flat, rng.standard_normal((k, n)) * inputs.scale)
         self.U = _round(fn.out.flat, rng.standard_normal((k, m)))
-        self._columns: dict[tuple[int, int], Along] = {}
+        self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
         self.along, self.first = self.run(self.T, fwd=self.T, rev=self.U)
+
+    def compiled(self) -> Compiled:
+        """What a later check of the same function at another point can reuse."""
+        return Compiled(self.fn, self.F, self.analysis, self.widened, self.replays, self.wide,
+                        self.low)
 
     def _replay(self, mode: str) -> tuple[Callable, Analysis | None, str, BaseException | None]:
         """The rule in float64 (casts removed where possible), its analysis, a note."""
@@ -375,15 +433,17 @@ class Ctx:
     def m(self) -> int:
         return self.fn.out.size
 
-    def _programs(self, modes: Sequence[str]) -> tuple[Program, Program]:
+    def _programs(self, modes: Sequence[str], h0: float | None
+                  ) -> tuple[Program, Program]:
         n, m = self.inputs.size, self.fn.out.size
         big = n > 10 ** 5
-        F = self.F
-        real = Part(lambda p, _x: jnp.ravel(F(p)).astype(jnp.float64), jnp.float64,
-                    chunk_for(n))
-        wide = {"F": Part(lambda z, _x: jnp.ravel(F(z)).astype(jnp.complex128),
-                          jnp.complex128, chunk_for(2 * n), fallback=real)
-                if self.analysis.analytic and not big else real}
+        plain = Reference(self.inputs.x, h0=h0)
+        with x64():
+            real = Part(plain.ladder(self.F, complex_step=False), jnp.float64,
+                        chunk_for(n * plain.points), tag="real")
+            cplx = Part(plain.ladder(self.F, complex_step=True), jnp.float64,
+                        chunk_for(2 * n * (plain.points + 1)), fallback=real, tag="complex")
+        wide = {"F": cplx if self.analysis.analytic and not big else real}
         low, widths = {}, {"F": n}
         for mode in modes:
             widths[mode] = n if mode == "fwd" else m
@@ -434,28 +494,39 @@ class Ctx:
         call of each program: ``{mode: (as computed, replayed or None)}``."""
         want = {k: v for k, v in rows.items() if v is not None and k in self.low.parts}
         wide_rows = {k: v for k, v in want.items() if wide and k in self.wide.parts}
-        pts = None if T is None else self.ref.points(T)
-        out_w = self.wide(at=at, F=pts, **wide_rows) if pts is not None or wide_rows else {}
+        out_w = self.wide(at=at, F=T, **wide_rows)
         out_l = self.low(at=at, **want) if low and want else {}
         along = None if T is None else self.ref.finish(T, out_w["F"])
         res = {k: (_f64(out_l.get(k)), _f64(out_w.get(k))) for k in want}
         return along, res
 
-    def columns(self, lo: int, hi: int, **rows: np.ndarray | None
-                ) -> tuple[np.ndarray, Along, dict]:
+    def columns(self, lo: int, hi: int, **rows: Any) -> tuple[np.ndarray, Along, dict]:
         """Reference columns ``lo..hi-1`` of the Jacobian (along the scaled basis ``C``),
-        with the rules evaluated on the rows given (``fwd=True`` means ``C``)."""
+        with the rules evaluated on the rows given (``fwd=True`` means ``C``): one call for
+        what is not known yet, then kept."""
         b = hi - lo
         C = np.zeros((b, self.n))
         C[np.arange(b), np.arange(lo, hi)] = self.inputs.scale[lo:hi]
         C = _round(self.inputs.flat, C)
-        rows = {k: (C if v is True else v) for k, v in rows.items()}
-        if (lo, hi) in self._columns and not rows:
-            return C, self._columns[(lo, hi)], {}
-        along, res = self.run(C, **rows)
-        self._columns[(lo, hi)] = along
+        along, res = self._columns.get((lo, hi), (None, {}))
+        need = {k: (C if v is True else v) for k, v in rows.items()
+                if v is not None and k not in res}
+        if along is None or need:
+            new_along, new = self.run(C if along is None else None, **need)
+            along = along if along is not None else new_along
+            res = {**res, **new}
+            self._columns[(lo, hi)] = (along, res)
         return C, along, res
 
+    def dense(self) -> None:
+        """Every entry's reference and every rule's columns (rows) in one call, before the
+        rules are judged (so the compiled program of the first call serves)."""
+        rows: dict[str, Any] = {}
+        for rule in self.rules:
+            if not (rule.skipped or rule.error):
+                rows[rule.mode] = True if rule.mode == "fwd" else (
+                    _round(self.fn.out.flat, np.eye(self.m)) if self.m <= DENSE_OUT else None)
+        self.columns(0, self.n, **rows)
 
 def _f64(a: Any) -> np.ndarray | None:
     return None if a is None else np.asarray(a, dtype=np.float64)
@@ -549,7 +620,7 @@ def _dense(ctx: Ctx, rule: Rule, X: np.ndarray, X64: np.ndarray | None) -> Cmp:
         C, a, _ = ctx.columns(0, ctx.n)
         return _rev_block(ctx, rule, X, X64, a, C, np.arange(ctx.n), np.arange(len(ctx.U)))
     I = _round(ctx.fn.out.flat, np.eye(ctx.m))  # noqa: E741
-    C, a, res = ctx.columns(0, ctx.n, rev=I)
+    C, a, res = ctx.columns(0, ctx.n, rev=I)  # known already from ctx.dense()
     X, X64 = _rule_values(ctx, rule, I, res)
     s = np.sum(C, axis=1)
     J, E = a.value.T / s, a.error.T / s  # (m, n)
@@ -908,9 +979,13 @@ def _derived(fn: Fn, ctx: Ctx, inputs: Inputs, mode: str, label: str) -> Fn:
 
 
 def _check_fn(fn: Fn, inputs: Inputs, order: int, modes: tuple[str, ...], o: _Opts,
-              reports: list[ModeReport], ctxs: list[Ctx]) -> None:
-    ctx = Ctx(fn, inputs, modes, k=o.k, seed=o.seed, h0=o.h0, rtol=o.rtol, atol=o.atol)
+              reports: list[ModeReport], ctxs: list[Ctx], compiled: Compiled | None = None
+              ) -> None:
+    ctx = Ctx(fn, inputs, modes, k=o.k, seed=o.seed, h0=o.h0, rtol=o.rtol, atol=o.atol,
+              compiled=compiled)
     ctxs.append(ctx)
+    if ctx.n <= DENSE:
+        ctx.dense()
     for rule in ctx.rules:
         rep = _check_rule(ctx, rule)
         reports.append(rep)
@@ -1005,12 +1080,16 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1,
     if int(order) < 1:
         raise UsageError(f"order must be >= 1, got {order}")
     inputs = Inputs(args, "args")
-    fn = _call_root(f, inputs, lambda g, t: g(*t))
+    key = _cache_key(f, inputs, modes, eps) if int(order) == 1 else None
+    compiled = _COMPILED.get(key) if key is not None else None
+    fn = compiled.fn if compiled is not None else _call_root(f, inputs, lambda g, t: g(*t))
     k = int(directions) if directions else (3 if inputs.size <= 10 ** 5 else 1)
     o = _Opts(k, int(seed), eps, rtol, atol)
     reports: list[ModeReport] = []
     ctxs: list[Ctx] = []
-    _check_fn(fn, inputs, int(order), modes, o, reports, ctxs)
+    _check_fn(fn, inputs, int(order), modes, o, reports, ctxs, compiled)
+    if key is not None:
+        _remember(key, ctxs[0].compiled())
     return _grads_result(reports, ctxs, inputs, fn, int(order), o)
 
 
@@ -1292,6 +1371,26 @@ def _matrix_entries(lay: Layout, cmps: list[Cmp]) -> list[Any]:
 
 # -- the optimizers' pre-solve check ---------------------------------------------------------
 
+class _Bound:
+    """``fun(x, *args)`` as a function of x, equal to another when ``fun`` and the ``args``
+    objects are the same (so a repeated pre-solve check reuses its compiled programs)."""
+
+    def __init__(self, fun: Callable, args: tuple):
+        self.fun, self.args = fun, args
+
+    def __call__(self, x: Any) -> Any:
+        return self.fun(x, *self.args)
+
+    def _key(self) -> tuple:
+        return (self.fun, tuple(id(a) for a in jax.tree_util.tree_leaves(self.args)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Bound) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
 def _is_traced(tree: Any) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(tree))
 
@@ -1313,7 +1412,7 @@ def verify(fun: Callable, x0: Any, args: tuple = (), *, mode: str = "rev", what:
                          "inside jax.jit / jax.vmap (x0 is a tracer). Check once outside the "
                          "transformation (or call dc.check_grads on the objective) and pass "
                          "check=False inside it.")
-    res = check_grads(lambda x: fun(x, *args), (x0,), order=1, modes=(mode,))
+    res = check_grads(_Bound(fun, tuple(args)), (x0,), order=1, modes=(mode,))
     if not res.ok:
         worst = res.worst.replace("args[0]", "x", 1) if res.worst else "(not localised)"
         raise DerivativeError(

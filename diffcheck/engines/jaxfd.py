@@ -21,6 +21,7 @@ precision, loops that stop at a tolerance, and operations that stop the complex 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,14 +198,18 @@ def upcast(fn: Callable) -> Callable:
     (0.30078125, 0.30000000000000004)
     """
     def run(*args: Any) -> Any:
-        closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
+        with warnings.catch_warnings():  # complex values through the casts being removed
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+            closed, shape = jax.make_jaxpr(fn, return_shape=True)(*args)
         out = _eval(closed.jaxpr, closed.consts, jax.tree_util.tree_leaves(args))
         return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(shape), out)
     return run
 
 
 def _wide(v: Any) -> Any:
-    if _float(getattr(v, "dtype", np.result_type(v))) and v.dtype != jnp.float64:
+    dtype = v.dtype if hasattr(v, "dtype") else np.result_type(v)
+    if _float(dtype) and dtype != jnp.float64:
         return jax.lax.convert_element_type(v, jnp.float64)
     return v
 
@@ -297,21 +302,24 @@ _CONTROL = {"while": _while, "scan": _scan, "cond": _cond}
 @dataclass
 class Part:
     """One batched function ``fn(row, x)`` of a :class:`Program`: rows cast to ``dtype``,
-    ``chunk`` rows per call; ``fallback`` replaces it when it cannot be traced."""
+    ``chunk`` rows per call; ``fallback`` replaces it when it cannot be traced; ``tag``
+    tells the variants apart."""
 
     fn: Callable
     dtype: Any
     chunk: int
     fallback: Part | None = None
+    tag: str = ""
 
 
 class Program:
-    """Batched JAX functions of one point ``x`` evaluated together by one ``jit``.
+    """Batched JAX functions of one point ``x`` (passed to each, not batched).
 
-    Each part maps rows (points, tangents, cotangents) to outputs; one call evaluates a
-    chunk of every part, so one compile serves them all and no part is padded to another's
-    length. Parts that cannot be traced are dropped (``dropped`` says why) or replaced by
-    their fallback; a function with Python control flow on values runs row by row.
+    Each part maps rows (directions, tangents, cotangents) to outputs. The parts requested
+    together are evaluated by one ``jit`` (one compile per set of parts requested: the
+    usual set once, the others only on the paths that need them), a chunk of each per call.
+    Parts that cannot be traced are dropped (``dropped`` says why) or replaced by their
+    fallback; a function with Python control flow on values runs row by row.
     ``wide=True`` evaluates under float64.
     """
 
@@ -324,7 +332,7 @@ class Program:
         self.dropped: dict[str, BaseException] = {}
         self.eager = False
         self._validate()
-        self._jit = None
+        self._jits: dict[tuple[str, ...], Callable] = {}
 
     def _context(self) -> contextlib.AbstractContextManager:
         return x64() if self.wide else contextlib.nullcontext()
@@ -352,50 +360,47 @@ class Program:
                     self.parts[name] = part
                     self.dropped.pop(name, None)
 
-    def _compiled(self) -> Callable:
-        if self._jit is None:
-            names = list(self.parts)
+    def _compiled(self, names: tuple[str, ...]) -> Callable:
+        if names not in self._jits:
             fns = [self.parts[nm].fn for nm in names]
 
             def run(rows: tuple, x: Any) -> tuple:
-                return tuple(jax.vmap(fn, in_axes=(0, None))(r, x) for fn, r in zip(fns, rows,
-                                                                                      strict=True))
-            self._jit = jax.jit(run, compiler_options=self.options)
-        return self._jit
+                return tuple(jax.vmap(fn, in_axes=(0, None))(r, x)
+                             for fn, r in zip(fns, rows, strict=True))
+            self._jits[names] = jax.jit(run, compiler_options=self.options)
+        return self._jits[names]
 
     def __call__(self, at: np.ndarray | None = None, **rows: np.ndarray | None
                  ) -> dict[str, np.ndarray]:
-        """Evaluate the requested parts on their rows at ``x`` (or at ``at``). In a compiled
-        call every part runs on one chunk, so parts not requested cost one padded chunk."""
+        """Evaluate the requested parts on their rows at ``x`` (or at ``at``)."""
         want = {k: np.asarray(v) for k, v in rows.items() if v is not None and len(v)}
         missing = [k for k in want if k not in self.parts]
         if missing:
             raise KeyError(f"parts {missing} are not available")
+        if not want:
+            return {}
         out: dict[str, list] = {k: [] for k in want}
+        names = tuple(nm for nm in self.parts if nm in want)
         with self._context():
             x = jnp.asarray(self.x if at is None else at, self.x_dtype)
             if self.eager:
                 return self._eager(want, x)
-            names = list(self.parts)
             calls = max(-(-len(v) // self.parts[k].chunk) for k, v in want.items())
             for c in range(calls):
-                blocks = [self._block(nm, want.get(nm), c) for nm in names]
-                res = self._compiled()(tuple(b for b, _ in blocks), x)
+                blocks = [self._block(nm, want[nm], c) for nm in names]
+                res = self._compiled(names)(tuple(b for b, _ in blocks), x)
                 for nm, (_, used), r in zip(names, blocks, res, strict=True):
-                    if nm in want and used:
+                    if used:
                         out[nm].append(np.asarray(r)[:used])
         return {k: np.concatenate(v) for k, v in out.items()}
 
-    def _block(self, name: str, P: np.ndarray | None, c: int) -> tuple[jax.Array, int]:
+    def _block(self, name: str, P: np.ndarray, c: int) -> tuple[jax.Array, int]:
         part = self.parts[name]
         ch = part.chunk
-        block = P[c * ch:(c + 1) * ch] if P is not None else np.zeros((0, self.widths[name]))
+        block = P[c * ch:(c + 1) * ch]
         used = len(block)
-        if used < ch:
-            fill = np.zeros((ch - used, self.widths[name]))
-            if name == "F":  # points: pad with x itself (inside f's domain)
-                fill = fill + self.x
-            block = np.concatenate([block, fill]) if used else fill
+        if used < ch:  # zero rows: directions and cotangents that cost nothing odd
+            block = np.concatenate([block, np.zeros((ch - used,) + P.shape[1:], P.dtype)])
         return jnp.asarray(block, part.dtype), used
 
     def _eager(self, want: dict[str, np.ndarray], x: jax.Array) -> dict[str, np.ndarray]:
@@ -451,25 +456,37 @@ class Reference:
     def _steps(self) -> np.ndarray:
         return self.h0 / 2.0 ** np.arange(self.levels)
 
-    def points(self, T: np.ndarray) -> np.ndarray:
-        """Rows where F is needed for directions ``T`` ``(k, n)``."""
-        T = np.asarray(T, dtype=np.float64)
-        steps = self._steps()[:, None, None] * T[None]  # (L, k, n)
-        n = self.x.size
-        pts = np.concatenate([(self.x + steps).reshape(-1, n), (self.x - steps).reshape(-1, n)])
-        if self.complex:
-            pts = np.concatenate([pts.astype(np.complex128), self.x + 1j * CS_STEP * T])
-        return pts
+    @property
+    def points(self) -> int:
+        """Evaluations of F per direction."""
+        return 2 * self.levels + (1 if self.complex else 0)
+
+    def ladder(self, F: Callable, *, complex_step: bool) -> Callable:
+        """The batched part ``(t, x) ->`` F at every point the direction ``t`` needs, flat:
+        ``x + h t`` and ``x - h t`` for each step ``h``, then ``x + i h_c t`` (complex step;
+        all points then evaluated in complex arithmetic, the real ones with a zero imaginary
+        part). Call under ``jax.enable_x64``."""
+        hs = self._steps()
+
+        def run(t: jax.Array, x: jax.Array) -> jax.Array:
+            h = jnp.asarray(hs)[:, None]
+            pts = jnp.concatenate([x + h * t, x - h * t])
+            if complex_step:
+                pts = jnp.concatenate([pts.astype(jnp.complex128),
+                                       (x + 1j * CS_STEP * t)[None]])
+                return jnp.ravel(jax.vmap(lambda p: jnp.ravel(F(p)).astype(jnp.complex128))(pts))
+            return jnp.ravel(jax.vmap(lambda p: jnp.ravel(F(p)).astype(jnp.float64))(pts))
+        return run
 
     def finish(self, T: np.ndarray, vals: np.ndarray) -> Along:
-        """The directional derivatives from F's values at :meth:`points`."""
+        """The directional derivatives from the :meth:`ladder`'s values ``(k, points * m)``."""
         k, L = len(T), self.levels
-        vals = np.asarray(vals)
-        fd_vals = np.real(vals[:2 * L * k]).reshape(2, L, k, -1)
+        vals = np.asarray(vals).reshape(k, self.points, -1)
+        fd_vals = np.moveaxis(np.real(vals[:, :2 * L]).reshape(k, 2, L, -1), 0, 2)
         D, E = self._differences(fd_vals)
         out = Along(D, E, "finite differences (Richardson)", D)
         if self.complex:
-            self._complex_step(np.imag(vals[2 * L * k:]) / CS_STEP, out)
+            self._complex_step(np.imag(vals[:, 2 * L]) / CS_STEP, out)
         return out
 
     def _differences(self, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -505,8 +522,8 @@ def derivatives(F: Callable, x: np.ndarray, T: np.ndarray, **opts: Any) -> Along
     x = np.asarray(x, dtype=np.float64)
     with x64():
         a = analyse(F, jnp.asarray(x))
-    ref = Reference(x, eps=max(a.eps, a.tol), complex_step=a.analytic, **opts)
-    cdt = jnp.complex128 if a.analytic else jnp.float64
-    part = Part(lambda p, _x: jnp.ravel(F(p)).astype(cdt), cdt, chunk_for(x.size))
+        ref = Reference(x, eps=a.eps, complex_step=a.analytic, **opts)
+        part = Part(ref.ladder(F, complex_step=ref.complex), jnp.float64,
+                    chunk_for(x.size * ref.points))
     prog = Program({"F": part}, x, wide=True, x_dtype=jnp.float64, widths={"F": x.size})
-    return ref.finish(T, prog(F=ref.points(T))["F"])
+    return ref.finish(T, prog(F=np.asarray(T, dtype=np.float64))["F"])
