@@ -18,9 +18,11 @@ CPU LU has no float16).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +30,11 @@ import numpy as np
 from jax.test_util import check_grads as jax_check_grads
 
 import diffcheck as dc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from jax_custom_rules import gelu as gelu_rule  # noqa: E402 - the example's rules
+from jax_custom_rules import logits, logsumexp  # noqa: E402
+from jax_custom_rules import softplus as softplus_rule  # noqa: E402
 
 
 @dataclass
@@ -48,35 +55,15 @@ def _rng(seed: int = 0) -> np.random.Generator:
 # -- the families ----------------------------------------------------------------------------
 
 def lse(dtype, bug):
-    @jax.custom_jvp
-    def logsumexp(x):
-        m = jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
-        return (m + jnp.log(jnp.sum(jnp.exp(x - m), axis=-1, keepdims=True)))[..., 0]
-
-    @logsumexp.defjvp
-    def _(primals, tangents):
-        (x,), (t,) = primals, tangents
-        p = jax.nn.softmax(x, axis=0 if bug else -1)  # bug: softmax over the batch axis
-        return logsumexp(x), jnp.sum(p * t, axis=-1)
-
-    x = (30 + 3 * _rng(1).standard_normal((20, 10))).astype(dtype)
-    return lambda x: jnp.sum(logsumexp(x)), (x,), ("fwd", "rev"), \
+    rule = logsumexp(bug)  # bug: softmax over the batch axis
+    return lambda x: jnp.sum(rule(x)), (logits(dtype),), ("fwd", "rev"), \
         "softmax over the wrong axis" if bug else ""
 
 
 def softplus(dtype, bug):
-    @jax.custom_vjp
-    def sp(x):
-        return jnp.logaddexp(x, 0.0)
-
-    def fwd(x):
-        return sp(x), x
-
-    def bwd(x, g):
-        return (g * (jax.nn.sigmoid(-x) if bug else jax.nn.sigmoid(x)),)
-    sp.defvjp(fwd, bwd)
+    rule = softplus_rule(bug)  # bug: sigmoid(-x) for sigmoid(x)
     x = np.linspace(-6, 6, 13).astype(dtype)
-    return lambda x: sp(x) * 2.0, (x,), ("rev",), "sigmoid(-x) for sigmoid(x)" if bug else ""
+    return lambda x: rule(x) * 2.0, (x,), ("rev",), "sigmoid(-x) for sigmoid(x)" if bug else ""
 
 
 def safe_norm(dtype, bug):
@@ -196,25 +183,9 @@ def attention(dtype, bug):
 
 
 def gelu(dtype, bug):
-    from jax.scipy.special import erf
-
-    @jax.custom_jvp
-    def g(x):
-        return 0.5 * x * (1 + erf(x / np.sqrt(2)))
-
-    @g.defjvp
-    def _(primals, tangents):
-        (x,), (t,) = primals, tangents
-        if bug:  # bug: the derivative of the tanh approximation
-            c = np.sqrt(2 / np.pi)
-            u = c * (x + 0.044715 * x ** 3)
-            th = jnp.tanh(u)
-            d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x)
-        else:
-            d = 0.5 * (1 + erf(x / np.sqrt(2))) + x * jnp.exp(-x * x / 2) / np.sqrt(2 * np.pi)
-        return g(x), d * t
+    rule = gelu_rule(bug)  # bug: the derivative of the tanh approximation
     x = np.linspace(-3, 3, 9).astype(dtype)
-    return lambda x: g(x), (x,), ("fwd", "rev"), "tanh-approximation derivative" if bug else ""
+    return rule, (x,), ("fwd", "rev"), "tanh-approximation derivative" if bug else ""
 
 
 def batch_norm(dtype, bug):

@@ -19,6 +19,7 @@ Nothing here imports JAX: a plain-NumPy user never loads it.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,9 @@ def is_jax_function(f: Fn, x: Any) -> bool:
     if jax is None:
         return False
     try:
-        y = f(x)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            y = f(x)
     except Exception:  # noqa: BLE001 - the check itself reports f's errors
         return False
     return any(isinstance(leaf, jax.Array) for leaf in jax.tree_util.tree_leaves(y))

@@ -1,6 +1,7 @@
-"""Checking custom JAX derivative rules: a softplus custom_vjp and a GELU custom_jvp.
+"""Checking custom JAX derivative rules: softplus (custom_vjp), GELU and log-sum-exp
+(custom_jvp).
 
-Both rules are checked in float32 with ``dc.check_grads``, right and with a bug, beside
+The rules are checked in float32 with ``dc.check_grads``, right and with a bug, beside
 ``jax.test_util.check_grads``:
 
 * the softplus backward written as ``sigmoid(-x)`` instead of ``sigmoid(x)`` is flagged by
@@ -8,7 +9,12 @@ Both rules are checked in float32 with ``dc.check_grads``, right and with a bug,
 * the exact GELU with the tanh approximation's derivative (off by up to 1e-3 relative) is
   missed by ``jax.test_util`` (its float32 tolerance is 2e-3) and flagged by diffcheck, whose
   float64 replay of the rule separates rounding from error;
+* the correct log-sum-exp of logits around 30 (|f| about 650) is rejected by
+  ``jax.test_util`` (float32 rounding of f over its step 1e-4 exceeds its tolerance) and
+  passed by diffcheck; the one with the softmax over the wrong axis is flagged by both;
 * then ``minimize(check=True)`` refuses to optimise with the wrong rule.
+
+The rule builders are shared with ``tests/test_jax_check.py`` and ``benchmarks/jax_cases.py``.
 
 Run: ``python examples/jax_custom_rules.py``.
 """
@@ -57,6 +63,25 @@ def gelu(tanh_derivative: bool = False):
     return g
 
 
+def logsumexp(bug: bool = False):
+    """Row-wise log-sum-exp (max-shifted) with a custom_jvp; the bug: softmax over axis 0."""
+    @jax.custom_jvp
+    def lse(x):
+        m = jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
+        return (m + jnp.log(jnp.sum(jnp.exp(x - m), axis=-1, keepdims=True)))[..., 0]
+
+    @lse.defjvp
+    def lse_jvp(primals, tangents):
+        (x,), (t,) = primals, tangents
+        return lse(x), jnp.sum(jax.nn.softmax(x, axis=0 if bug else -1) * t, axis=-1)
+    return lse
+
+
+def logits(dtype=np.float32) -> jax.Array:
+    """20 x 10 logits around 30: sum of the row log-sum-exps is about 650."""
+    return jnp.asarray((30 + 3 * np.random.default_rng(1).standard_normal((20, 10))).astype(dtype))
+
+
 def jax_verdict(f, args, modes) -> str:
     try:
         jax_check_grads(f, args, order=1, modes=modes)
@@ -73,7 +98,9 @@ def main() -> dict:
 def run() -> dict:
     x = jnp.linspace(-3.0, 3.0, 7, dtype=jnp.float32)
     out = {}
-    for name, make, modes in (("softplus", softplus, ("rev",)), ("gelu", gelu, ("fwd", "rev"))):
+    cases = (("softplus", softplus, ("rev",), x), ("gelu", gelu, ("fwd", "rev"), x),
+             ("logsumexp", lambda bug: _sum(logsumexp(bug)), ("fwd", "rev"), logits()))
+    for name, make, modes, x in cases:
         for bug in (False, True):
             f = make(bug)
             r = dc.check_grads(f, (x,), order=1, modes=modes)
@@ -84,7 +111,8 @@ def run() -> dict:
             print(f"{key:<13} dc.check_grads: {'OK' if r.ok else 'FAILED'}{where}; "
                   f"jax.test_util.check_grads {out[key]['jax']}")
     print()
-    print(dc.check_grads(gelu(True), (x,), modes=("rev",)))
+    print(dc.check_grads(gelu(True), (jnp.linspace(-3.0, 3.0, 7, dtype=jnp.float32),),
+                         modes=("rev",)))
 
     def objective(w):
         return jnp.sum(softplus(True)(w) + w ** 2)
@@ -95,6 +123,10 @@ def run() -> dict:
         out["minimize_refused"] = True
         print("\n" + str(err).splitlines()[0])
     return out
+
+
+def _sum(g):
+    return lambda x: jnp.sum(g(x))
 
 
 if __name__ == "__main__":

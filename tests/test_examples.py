@@ -131,4 +131,6 @@ def test_jax_custom_rules(capsys):
     assert not r["softplus_bug"]["ok"] and r["softplus_bug"]["failed_modes"] == ["VJP"]
     assert r["softplus_bug"]["worst"].startswith("args[0][")
     assert not r["gelu_bug"]["ok"] and r["gelu_bug"]["jax"] == "passes"  # jax.test_util misses it
+    assert r["logsumexp"]["ok"] and r["logsumexp"]["jax"] == "fails"  # ... and flags this one
+    assert not r["logsumexp_bug"]["ok"]
     assert r["minimize_refused"] and "is wrong" in out

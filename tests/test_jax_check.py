@@ -3,6 +3,9 @@
 Each check compiles two small programs; the tests share cases to keep the compiles few.
 """
 
+import sys
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +13,9 @@ import pytest
 from jax.test_util import check_grads as jax_check_grads
 
 import diffcheck as dc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
+from jax_custom_rules import gelu, logits, logsumexp  # noqa: E402 - the example's rules
 
 
 def softplus_rule(bwd_factor=1.0):
@@ -25,27 +31,6 @@ def softplus_rule(bwd_factor=1.0):
         return (g * jax.nn.sigmoid(x) * bwd_factor,)
     softplus.defvjp(fwd, bwd)
     return softplus
-
-
-def gelu_rule(tanh_approx=False):
-    """Exact GELU with a custom_jvp; the bug is the tanh approximation's derivative."""
-    from jax.scipy.special import erf
-
-    @jax.custom_jvp
-    def gelu(x):
-        return 0.5 * x * (1 + erf(x / np.sqrt(2)))
-
-    @gelu.defjvp
-    def _(primals, tangents):
-        (x,), (t,) = primals, tangents
-        if tanh_approx:
-            c = np.sqrt(2 / np.pi)
-            th = jnp.tanh(c * (x + 0.044715 * x ** 3))
-            d = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x)
-        else:
-            d = 0.5 * (1 + erf(x / np.sqrt(2))) + x * jnp.exp(-x * x / 2) / np.sqrt(2 * np.pi)
-        return gelu(x), d * t
-    return gelu
 
 
 X = np.linspace(-3.0, 3.0, 7)
@@ -86,28 +71,20 @@ def test_nonfinite_rule_in_float16_is_flagged():
 def test_custom_jvp_gelu_tanh_derivative_caught_where_jax_misses_it():
     x = jnp.asarray(X, jnp.float32)
     with jax.enable_x64(False):  # JAX's default configuration (tests/optim switches it on)
-        jax_check_grads(gelu_rule(tanh_approx=True), (x,), order=1)  # no complaint
-    r = dc.check_grads(gelu_rule(tanh_approx=True), (x,), order=1)
+        jax_check_grads(gelu(tanh_derivative=True), (x,), order=1)  # no complaint
+    r = dc.check_grads(gelu(tanh_derivative=True), (x,), order=1)
     assert not r.ok and {m.label for m in r.modes if not m.ok} == {"JVP", "VJP"}
     assert r.worst is not None and r.worst.startswith("args[0][")
-    assert dc.check_grads(gelu_rule(), (x,), order=1).ok
+    assert dc.check_grads(gelu(), (x,), order=1).ok
 
 
 def test_correct_float32_rule_jax_test_util_rejects_and_dc_accepts():
     """Log-sum-exp of logits around 30 (|f| ~ 650): a correct custom_jvp rule."""
-    @jax.custom_jvp
-    def lse(x):
-        m = jax.lax.stop_gradient(jnp.max(x, axis=-1, keepdims=True))
-        return (m + jnp.log(jnp.sum(jnp.exp(x - m), axis=-1, keepdims=True)))[..., 0]
-
-    @lse.defjvp
-    def _(primals, tangents):
-        (x,), (t,) = primals, tangents
-        return lse(x), jnp.sum(jax.nn.softmax(x, axis=-1) * t, axis=-1)
+    lse = logsumexp()
 
     def f(x):
         return jnp.sum(lse(x))
-    x = jnp.asarray(30 + 3 * np.random.default_rng(1).standard_normal((20, 10)), jnp.float32)
+    x = logits(np.float32)
     assert abs(float(f(x))) > 600
     with jax.enable_x64(False), pytest.raises(AssertionError):
         jax_check_grads(f, (x,), order=1)
