@@ -51,7 +51,7 @@ def check(kind: str, f: Fn, user: Fn, x: Any, check_fn: Callable | None, **opts:
         from .numpy_check import _check as check_fn
     tree = is_tree(x)
     if is_jax_function(f, x):
-        from .jaxcheck import check_derivative
+        from .jaxmatrix import check_derivative
 
         return check_derivative(kind, f, user, x, tree=tree, root=root_name(f), **opts)
     if not tree:
