@@ -33,11 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from . import treecheck  # pytrees, and f written with JAX, at the public entry points
 from .engines import finite
 from .engines.forward import Dual
 from .engines.numpy_ops import KinkLog, strip, watch_kinks
 from .engines.reverse import Tape, Var, backward
 from .errors import DiffcheckError, DomainError, ShapeError, UnsupportedError, UsageError
+from .pytree import is_tree
 from .tracing import Traced, next_level
 
 MODES = ("forward", "reverse", "finite", "complex")
@@ -404,6 +406,8 @@ def gradient(f: Fn, x: Any, *, mode: str = "reverse") -> np.ndarray:
     >>> [gradient(f, w, mode=m).tolist() for m in ("reverse", "forward")][0]
     [[0.25, 0.25], [0.25, 0.25]]
     """
+    if is_tree(x):  # a pytree of parameters: the gradient in its layout
+        return treecheck.on_tree("gradient", gradient, f, x, mode=mode)
     x = as_input(x, check_finite=False)  # a NaN in x shows up as a NaN f(x)
     if _mode(mode) == "reverse":
         y, ty, tape, v = _reverse(f, x)
@@ -435,6 +439,8 @@ def jacobian(f: Fn, x: Any, *, mode: str | None = None, _scalar: bool = False) -
     array([[2., 0.],
            [1., 0.]])
     """
+    if is_tree(x):
+        return treecheck.on_tree("jacobian", jacobian, f, x, mode=mode)
     x = as_input(x)
     if mode in ("forward", "reverse"):
         val, J = (_vjp_rows if mode == "reverse" else _jac_forward)(f, x)
@@ -464,6 +470,8 @@ def hessian(f: Fn, x: Any, *, mode: str = "reverse") -> np.ndarray:
     >>> hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0])).tolist()
     [[6.0, 2.0], [2.0, 0.0]]
     """
+    if is_tree(x):
+        return treecheck.on_tree("hessian", hessian, f, x, mode=mode)
     x = as_input(x)
     _scalar_output(evaluate(f, x))
     mode = _mode(mode)
@@ -1109,9 +1117,7 @@ def check_gradient(f: Fn, grad: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> r.ok, r.worst_index
     (False, (0,))
     """
-    from .treecheck import check  # pytrees, and f written with JAX
-
-    return check("gradient", f, grad, x, _check, **opts)
+    return treecheck.check("gradient", f, grad, x, _check, **opts)
 
 
 def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1122,9 +1128,7 @@ def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> check_jacobian(f, jac, np.array([2.0, 0.5])).ok
     True
     """
-    from .treecheck import check  # pytrees, and f written with JAX
-
-    return check("jacobian", f, jac, x, _check, **opts)
+    return treecheck.check("jacobian", f, jac, x, _check, **opts)
 
 
 def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1135,9 +1139,7 @@ def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
     ...               np.array([1.0, 3.0])).ok
     True
     """
-    from .treecheck import check  # pytrees, and f written with JAX
-
-    return check("hessian", f, hess, x, _check, **opts)
+    return treecheck.check("hessian", f, hess, x, _check, **opts)
 
 
 def _assert(result: CheckResult) -> CheckResult:
@@ -1213,6 +1215,8 @@ def taylor_test(f: Fn, grad: Fn, x: Any, hess: Fn | None = None, *, seed: int = 
     >>> taylor_test(lambda x: np.sum(np.sin(x)), np.sin, np.array([0.3, 1.2])).ok
     False
     """
+    if is_tree(x):  # pytrees: flat views of x, grad(x) and hess(x)
+        return treecheck.on_tree_taylor(taylor_test, f, grad, x, hess, seed=seed, levels=levels)
     x = as_input(x)
     fx = evaluate(f, x)
     _scalar_output(fx)

@@ -56,11 +56,9 @@ def check(kind: str, f: Fn, user: Fn, x: Any, check_fn: Callable | None, **opts:
         return check_derivative(kind, f, user, x, tree=tree, root=root_name(f), **opts)
     if not tree:
         return check_fn(kind, f, user, x, **opts)
-    flat = Flat.of(x)
-    f_shape = tuple(np.shape(f(x))) if kind == "jacobian" else ()
-    lay = Layout(kind, flat, f_shape=f_shape, root=root_name(f))
-    shape = {"gradient": (lay.n,), "jacobian": f_shape + (lay.n,), "hessian": (lay.n, lay.n)}
-    x_flat = flat.ravel(x, name="x", expected="itself", dtype=_float(flat.dtypes))
+    flat, lay, x_flat = _layout(kind, f, x)
+    shape = {"gradient": (lay.n,), "jacobian": lay.f_shape + (lay.n,),
+             "hessian": (lay.n, lay.n)}
     res = check_fn(kind, lambda v: f(flat.unravel(v)),
                    lambda _v: lay.matrix(user(x)).reshape(shape[kind]), x_flat, **opts)
     return named(res, lay)
@@ -94,3 +92,34 @@ def named(res: Any, lay: Layout) -> Any:
         e.index = lay.name(*_entry(lay, e.index))
     res.layout, res.entries = lay.describe(), lay.m * lay.n
     return res
+
+
+def _layout(kind: str, f: Fn, x: Any) -> tuple[Flat, Layout, np.ndarray]:
+    flat = Flat.of(x)
+    f_shape = tuple(np.shape(f(x))) if kind == "jacobian" else ()
+    lay = Layout(kind, flat, f_shape=f_shape, root=root_name(f))
+    return flat, lay, flat.ravel(x, name="x", expected="itself", dtype=_float(flat.dtypes))
+
+
+def on_tree(kind: str, compute: Callable, f: Fn, x: Any, **opts: Any) -> Any:
+    """``dc.gradient`` / ``jacobian`` / ``hessian`` at a pytree ``x``, in its layout
+    (``jax.grad``'s, ``jax.jacrev``'s, ``jax.hessian``'s).
+
+    >>> from diffcheck.numpy_check import gradient
+    >>> g = on_tree("gradient", gradient, lambda p: np.sum(p["w"] ** 2) * p["s"],
+    ...             {"w": np.array([1.0, 2.0]), "s": 3.0})
+    >>> g["w"].tolist(), float(g["s"])
+    ([6.0, 12.0], 5.0)
+    """
+    flat, lay, x_flat = _layout(kind, f, x)
+    return lay.layout(compute(lambda v: f(flat.unravel(v)), x_flat, **opts))
+
+
+def on_tree_taylor(taylor: Callable, f: Fn, grad: Fn, x: Any, hess: Fn | None, **opts: Any
+                   ) -> Any:
+    """``dc.taylor_test`` at a pytree ``x``: ``grad(x)`` and ``hess(x)`` in its layouts."""
+    flat, lay, x_flat = _layout("gradient", f, x)
+    hlay = Layout("hessian", flat, root=lay.root)
+    h = None if hess is None else (lambda _v: hlay.matrix(hess(x)))
+    return taylor(lambda v: f(flat.unravel(v)), lambda _v: lay.matrix(grad(x)).ravel(),
+                  x_flat, h, **opts)

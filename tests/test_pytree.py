@@ -172,3 +172,16 @@ def test_plain_numpy_dict_check_does_not_import_jax():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_derivatives_and_taylor_test_at_a_pytree():
+    p = {"w": np.array([0.3, -0.5]), "s": 1.7}
+    f = lambda p: np.sum(p["w"] ** 2) * p["s"]  # noqa: E731
+    g = dc.gradient(f, p)
+    assert np.allclose(g["w"], 2 * p["w"] * p["s"]) and np.isclose(g["s"], 0.34)
+    J = dc.jacobian(lambda p: np.stack([p["w"][0] * p["s"], p["s"]]), p)
+    assert J["w"].shape == (2, 2) and J["s"].tolist() == [0.3, 1.0]
+    H = dc.hessian(f, p)
+    assert np.allclose(H["w"]["w"], 3.4 * np.eye(2)) and np.allclose(H["s"]["w"], [0.6, -1.0])
+    assert dc.taylor_test(f, lambda p: dc.gradient(f, p), p, lambda p: dc.hessian(f, p)).ok
+    assert not dc.taylor_test(f, lambda p: {"w": 2 * p["w"], "s": np.sum(p["w"] ** 2)}, p).ok
