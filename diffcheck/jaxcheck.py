@@ -281,6 +281,10 @@ class Cmp:
     size: np.ndarray
     engines: dict[str, np.ndarray] = field(default_factory=dict)
     noise_fn: Callable[[], np.ndarray] | None = None
+    kink: np.ndarray | None = None  # f is not differentiable there along the direction ...
+    lo: np.ndarray | None = None  # ... and the one-sided derivatives bracket [lo, hi]
+    hi: np.ndarray | None = None
+    forgiven: np.ndarray | None = None  # at a kink, and a valid subgradient
     tol: np.ndarray | None = None
     bad: np.ndarray | None = None
     unresolved: np.ndarray | None = None
@@ -313,15 +317,19 @@ def _judge(c: Cmp, rule: Rule, rtol: Any, atol: Any) -> Cmp:
     size = np.where(np.isfinite(c.size), c.size, 0.0)
     floor = max(eps_w, LOOP * rule.loop_tol) * float(np.max(size, initial=0.0))
     user = _user_tol(rtol, rule.dtype) * size + _user_tol(atol, rule.dtype)
+    kink = np.zeros(c.ref.shape, bool) if c.kink is None else c.kink
     with np.errstate(all="ignore"):
-        c.tol = c.err + eps_w * (A_SIZE * size + B_PROBE * probe) + user + floor
-        c.diff = np.abs(values - c.ref)
-        c.unresolved = ~np.isfinite(c.ref) | ~np.isfinite(c.err)
+        base = eps_w * (A_SIZE * size + B_PROBE * probe) + user + floor
+        c.tol = np.where(kink, base, c.err + base)
+        c.diff = np.where(kink, np.maximum(np.maximum(c.lo - values, values - c.hi), 0.0)
+                          if c.lo is not None else np.inf, np.abs(values - c.ref))
+        c.unresolved = (~np.isfinite(c.ref) | ~np.isfinite(c.err)) & ~kink
         c.bad = ~(c.diff <= c.tol) & ~c.unresolved
         if c.bad.any() and c.noise_fn is not None:
             c.tol = c.tol + C_NOISE * np.nan_to_num(c.noise_fn(), nan=0.0, posinf=0.0)
             c.bad = ~(c.diff <= c.tol) & ~c.unresolved
         c.bad |= ~np.isfinite(c.yours) & np.isfinite(c.ref)
+    c.forgiven = kink & ~c.bad
     return c
 
 
@@ -589,7 +597,7 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
         c = Cmp(rows, np.full(k * ctx.m, -1), outs, Y.ravel(), _ravel(Y64), a.value.ravel(),
                 a.error.ravel(), np.abs(a.value).ravel(), _engines(a))
         c.noise_fn = _noise(ctx, rule, T, np.ravel)
-        return c, Y, Y64
+        return _kinks(c, a), Y, Y64
     X, X64 = _rule_values(ctx, rule, U, ctx.first)
     s = np.sum(X * T, axis=1)
     s64 = None if X64 is None else np.sum(X64 * T, axis=1)
@@ -598,7 +606,32 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
     size = np.maximum(np.sum(np.abs((X if X64 is None else X64) * T), axis=1), np.abs(ref))
     c = Cmp(np.arange(k), np.full(k, -1), np.full(k, -1), s, s64, ref, err, size)
     c.noise_fn = _noise(ctx, rule, U, lambda V: np.sum(V * T, axis=1))
+    if a.kink is not None and a.kink.any():  # row j: u_j . [lo_j, hi_j]
+        lo, hi = a.bracket
+        c.lo = np.sum(np.minimum(U * lo, U * hi), axis=1)
+        c.hi = np.sum(np.maximum(U * lo, U * hi), axis=1)
+        c.kink = np.any(a.kink & (U != 0), axis=1)
     return c, X, X64
+
+
+def _kinks(c: Cmp, a: Along, U: np.ndarray | None = None, s: np.ndarray | None = None,
+           transpose: bool = False) -> Cmp:
+    """Attach the one-sided brackets of ``a`` (combined by cotangent rows ``U``, scaled by
+    ``1/s`` per direction) to the comparison where f has a kink."""
+    if a.kink is None or not a.kink.any():
+        return c
+    lo, hi = a.bracket
+    lo, hi, kink = np.nan_to_num(lo), np.nan_to_num(hi), a.kink
+    if s is not None:
+        lo, hi = lo / s[:, None], hi / s[:, None]
+    if U is not None:  # interval sums u . [lo, hi] over the outputs: (rows of U, columns)
+        a_lo, a_hi = U[:, None] * lo, U[:, None] * hi
+        lo, hi = np.minimum(a_lo, a_hi).sum(-1), np.maximum(a_lo, a_hi).sum(-1)
+        kink = ((U[:, None] != 0) & kink).any(-1)
+    elif transpose:
+        lo, hi, kink = lo.T, hi.T, kink.T
+    c.lo, c.hi, c.kink = lo.ravel(), hi.ravel(), kink.ravel()
+    return c
 
 
 def _ravel(a: np.ndarray | None) -> np.ndarray | None:
@@ -628,7 +661,7 @@ def _dense(ctx: Ctx, rule: Rule, X: np.ndarray, X64: np.ndarray | None) -> Cmp:
     c = Cmp(np.full(outs.size, -1), ins, outs, X.ravel(), _ravel(X64), J.ravel(), E.ravel(),
             np.abs(J).ravel(), _scaled(a, s, transpose=True))
     c.noise_fn = _noise(ctx, rule, I, np.ravel)
-    return c
+    return _kinks(c, a, s=s, transpose=True)
 
 
 def _scaled(a: Along, s: np.ndarray, transpose: bool = False) -> dict[str, np.ndarray]:
@@ -651,7 +684,7 @@ def _fwd_block(ctx: Ctx, rule: Rule, lo: int, hi: int) -> Cmp:
             None if Y64 is None else (Y64 / s).ravel(), J.ravel(), E.ravel(),
             np.abs(J).ravel(), _scaled(a, s[:, 0]))
     c.noise_fn = _noise(ctx, rule, C, lambda V: (V / s).ravel())
-    return c
+    return _kinks(c, a, s=s[:, 0])
 
 
 def _rev_block(ctx: Ctx, rule: Rule, X: np.ndarray, X64: np.ndarray | None, a: Along,
@@ -670,7 +703,7 @@ def _rev_block(ctx: Ctx, rule: Rule, X: np.ndarray, X64: np.ndarray | None, a: A
     c = Cmp(rows[rr], cols[ii], np.full(r * b, -1), pick(X), pick(X64), ref.ravel(),
             err.ravel(), np.abs(ref).ravel(), engines)
     c.noise_fn = _noise(ctx, rule, ctx.U, lambda V: V[rows][:, cols].ravel())
-    return c
+    return _kinks(c, a, U=U, s=s)
 
 
 # -- localisation by bisection ---------------------------------------------------------------
@@ -796,10 +829,10 @@ def _summarise(ctx: Ctx, rule: Rule, cmps: list[Cmp]) -> ModeReport:
     for c in cmps:
         ok = ~c.unresolved
         with np.errstate(all="ignore"):
-            diff = np.abs(c.yours - c.ref)
+            diff = _distance(c, c.yours)
             rel = _relative(diff, c.size)
             if c.replay is not None:
-                replay_rel.append(np.max(np.where(ok, _relative(np.abs(c.replay - c.ref),
+                replay_rel.append(np.max(np.where(ok, _relative(_distance(c, c.replay),
                                                                 c.size), 0.0), initial=0.0))
             excess = np.nan_to_num(c.diff / np.maximum(c.tol, np.finfo(float).tiny), nan=np.inf)
         rep.checked += int(ok.sum())
@@ -813,6 +846,11 @@ def _summarise(ctx: Ctx, rule: Rule, cmps: list[Cmp]) -> ModeReport:
             good.append((float(rel[i]), _entry(ctx, c, int(i))))
     if replay_rel and rule.replay:
         rep.replay_rel_error = float(max(replay_rel))
+    forgiven = sum(int(np.sum(c.forgiven)) for c in cmps if c.forgiven is not None)
+    if forgiven:
+        rep.notes.append(f"f has a kink at x along {forgiven} of the compared quantities: "
+                         "your values lie between the one-sided derivatives there (a valid "
+                         "subgradient), so they are not counted as errors")
     rep.ok = rep.n_bad == 0 and rep.checked > 0
     if rep.checked == 0:
         rep.notes.append("the reference could not be resolved anywhere: nothing was compared")
@@ -824,6 +862,15 @@ def _summarise(ctx: Ctx, rule: Rule, cmps: list[Cmp]) -> ModeReport:
     shown.sort(key=lambda p: -p[0])
     rep.worst = [e for _, e in shown[:SHOW]]
     return rep
+
+
+def _distance(c: Cmp, values: np.ndarray) -> np.ndarray:
+    """|values - reference|; at a kink, the distance from the one-sided derivatives' bracket."""
+    with np.errstate(all="ignore"):
+        d = np.abs(values - c.ref)
+        if c.kink is not None and c.lo is not None:
+            d = np.where(c.kink, np.maximum(np.maximum(c.lo - values, values - c.hi), 0.0), d)
+    return d
 
 
 def _relative(diff: np.ndarray, size: np.ndarray) -> np.ndarray:

@@ -264,3 +264,19 @@ def test_mixed_precision_casts_are_removed_for_the_reference():
             jnp.asarray(r.standard_normal((3, 4)), jnp.float32))
     res = dc.check_grads(lambda W, x: jnp.sum(jnp.tanh(dense(W, x))), args, modes=("rev",))
     assert res.ok and "casts to bfloat16" in str(res), str(res)
+
+
+def test_kinks_a_valid_subgradient_passes_and_another_value_does_not():
+    relu = lambda x: jnp.maximum(x, 0.0)  # noqa: E731
+    x = jnp.array([0.0, 1.0, -2.0])  # a kink at x[0]
+    r = dc.check_grads(lambda x: jnp.sum(relu(x) * jnp.array([1.0, 2.0, 3.0])), (x,))
+    assert r.ok and "kink" in str(r)
+
+    @jax.custom_jvp
+    def steep(x):
+        return jnp.maximum(x, 0.0)
+    steep.defjvp(lambda p, t: (steep(p[0]), jnp.where(p[0] >= 0, 1.5, 0.0) * t[0]))
+    r = dc.check_grads(lambda x: jnp.sum(steep(x)), (x,))  # 1.5 at 0: outside [0, 1]
+    assert not r.ok and r.worst == "args[0][0]"
+    assert dc.check_gradient(lambda x: jnp.sum(relu(x)), jax.grad(lambda x: jnp.sum(relu(x))),
+                             np.array([0.0, 1.0, -2.0])).ok

@@ -431,6 +431,14 @@ class Along:
     fd: np.ndarray
     cs: np.ndarray | None = None
     cs_disagrees: bool = False
+    left: np.ndarray | None = None  # one-sided derivatives, extrapolated
+    right: np.ndarray | None = None
+    kink: np.ndarray | None = None  # they stay apart as the step shrinks: not differentiable
+
+    @property
+    def bracket(self) -> tuple[np.ndarray, np.ndarray]:
+        """The interval between the one-sided derivatives (where a subgradient lies)."""
+        return np.minimum(self.left, self.right), np.maximum(self.left, self.right)
 
 
 class Reference:
@@ -459,18 +467,18 @@ class Reference:
     @property
     def points(self) -> int:
         """Evaluations of F per direction."""
-        return 2 * self.levels + (1 if self.complex else 0)
+        return 2 * self.levels + 1 + (1 if self.complex else 0)
 
     def ladder(self, F: Callable, *, complex_step: bool) -> Callable:
         """The batched part ``(t, x) ->`` F at every point the direction ``t`` needs, flat:
-        ``x + h t`` and ``x - h t`` for each step ``h``, then ``x + i h_c t`` (complex step;
-        all points then evaluated in complex arithmetic, the real ones with a zero imaginary
-        part). Call under ``jax.enable_x64``."""
+        ``x``, ``x + h t`` and ``x - h t`` for each step ``h``, then ``x + i h_c t`` (complex
+        step; all points then evaluated in complex arithmetic, the real ones with a zero
+        imaginary part). Call under ``jax.enable_x64``."""
         hs = self._steps()
 
         def run(t: jax.Array, x: jax.Array) -> jax.Array:
             h = jnp.asarray(hs)[:, None]
-            pts = jnp.concatenate([x + h * t, x - h * t])
+            pts = jnp.concatenate([x[None], x + h * t, x - h * t])
             if complex_step:
                 pts = jnp.concatenate([pts.astype(jnp.complex128),
                                        (x + 1j * CS_STEP * t)[None]])
@@ -482,35 +490,53 @@ class Reference:
         """The directional derivatives from the :meth:`ladder`'s values ``(k, points * m)``."""
         k, L = len(T), self.levels
         vals = np.asarray(vals).reshape(k, self.points, -1)
-        fd_vals = np.moveaxis(np.real(vals[:, :2 * L]).reshape(k, 2, L, -1), 0, 2)
-        D, E = self._differences(fd_vals)
+        f0 = np.real(vals[:, 0])
+        fd_vals = np.moveaxis(np.real(vals[:, 1:2 * L + 1]).reshape(k, 2, L, -1), 0, 2)
+        D, E, noise = self._differences(fd_vals, f0)
         out = Along(D, E, "finite differences (Richardson)", D)
+        self._one_sided(fd_vals, f0, noise, out)
         if self.complex:
-            self._complex_step(np.imag(vals[:, 2 * L]) / CS_STEP, out)
+            self._complex_step(np.imag(vals[:, 2 * L + 1]) / CS_STEP, out)
         return out
 
-    def _differences(self, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _one_sided(self, vals: np.ndarray, f0: np.ndarray, noise: np.ndarray, out: Along
+                   ) -> None:
+        """One-sided derivatives and kinks (the NumPy checks' rule): where the left and
+        right limits stay apart as the step shrinks, the central value means nothing (its
+        error becomes infinite) and a value between them is a valid subgradient."""
+        hs = self._steps()[:, None, None]
+        with np.errstate(all="ignore"):
+            right, left = (vals[0] - f0) / hs, (f0 - vals[1]) / hs
+            jump = np.abs(right - left)
+            settled = jump[-1] > 0.7 * jump[-2]
+            big = jump[-1] > 1e3 * noise / hs[-1] + 1e-6 * (np.abs(right[-1]) + np.abs(left[-1]))
+        out.kink = settled & big & np.isfinite(jump[-1])
+        out.left, out.right = 2 * left[-1] - left[-2], 2 * right[-1] - right[-2]
+        out.error = np.where(out.kink, np.inf, out.error)
+
+    def _differences(self, vals: np.ndarray, f0: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hs = self._steps()
         with np.errstate(all="ignore"):
             D = (vals[0] - vals[1]) / (2 * hs[:, None, None])
             seen = np.nanmax(np.abs(np.where(np.isfinite(vals), vals, np.nan)), axis=(0, 1))
-        seen = np.nan_to_num(seen, nan=0.0)
+        seen = np.maximum(np.nan_to_num(seen, nan=0.0), np.nan_to_num(np.abs(f0)))
         noise = 4.0 * self.eps * np.maximum(seen, np.finfo(float).tiny)
         best, err = finite.richardson(D, hs[:, None, None], noise)
-        return best, np.where(np.isfinite(best), err, np.inf)
+        return best, np.where(np.isfinite(best), err, np.inf), noise
 
     def _complex_step(self, cs: np.ndarray, out: Along) -> None:
         with np.errstate(invalid="ignore"):
             agree = np.abs(cs - out.fd) <= out.error + 1e-12 * np.abs(cs)
         out.cs = cs
-        if not np.all(agree | ~np.isfinite(out.fd)):
+        if not np.all(agree | ~np.isfinite(out.fd) | out.kink):
             out.cs_disagrees = True  # not analytic after all: finite differences stay
             return
         with np.errstate(invalid="ignore"):
             own = 64 * EPS64 * np.abs(cs) + np.finfo(float).tiny
             err = np.where(np.isfinite(out.fd), np.minimum(out.error, np.abs(cs - out.fd) + own),
                            own)
-        ok = np.isfinite(cs)
+        ok = np.isfinite(cs) & ~out.kink
         out.value = np.where(ok, cs, out.value)
         out.error = np.where(ok, err, out.error)
         out.how = "complex step"
