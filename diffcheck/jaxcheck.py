@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .engines.jaxfd import (
+    _TRACE_ERRORS,
     EPS64,
     Along,
     Analysis,
@@ -44,7 +45,7 @@ from .engines.jaxfd import (
     widen,
     x64,
 )
-from .errors import DerivativeError, UsageError
+from .errors import DerivativeError, DomainError, UsageError
 from .pytree import Flat, flatten
 
 A_SIZE = 32.0  #: tolerance: multiples of the working eps times the entry's magnitude
@@ -122,6 +123,10 @@ class Inputs:
         x = [np.asarray(leaves[i]).astype(dtypes[j]).astype(np.float64).ravel()
              for j, i in enumerate(self.vary)]
         self.x = np.concatenate(x)
+        if not np.isfinite(self.x).all():
+            i = int(np.argmax(~np.isfinite(self.x)))
+            raise DomainError(f"{root} has {int(np.sum(~np.isfinite(self.x)))} non-finite "
+                              f"entries, first {self.flat.name(i, root)}")
         self.dtype = _widest(dtypes)
         self.scale = _scale(self.x)
 
@@ -207,8 +212,13 @@ class Fn:
 
 
 def _root_fn(f: Callable, inputs: Inputs, call: Callable) -> Fn:
-    shapes = jax.eval_shape(lambda v: call(f, inputs.tree(v, wide=False)),
-                            jnp.asarray(inputs.x, inputs.dtype))
+    v = jnp.asarray(inputs.x, inputs.dtype)
+    try:
+        shapes = jax.eval_shape(lambda v: call(f, inputs.tree(v, wide=False)), v)
+    except _TRACE_ERRORS:  # Python control flow on values: one concrete evaluation
+        shapes = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(np.shape(a),
+                                                                       _dtype(a)),
+                                        call(f, inputs.tree(v, wide=False)))
     out = Space.of_output(shapes)
     return Fn("f", lambda v: out.ravel(call(f, inputs.tree(v, wide=False)), out.dtype),
               lambda v: out.ravel(call(f, inputs.tree(v, wide=True))), out)
@@ -411,12 +421,13 @@ class Ctx:
             self.wide, self.low = self._programs(modes if operators else (), h0)
         cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
         self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
-        self.rules = [self._rule(mode) for mode in modes] if operators else []
         rng = np.random.default_rng(seed)
         self.T = _round(inputs.flat, rng.standard_normal((k, n)) * inputs.scale)
         self.U = _round(fn.out.flat, rng.standard_normal((k, m)))
         self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
         self.along, self.first = self.run(self.T, fwd=self.T, rev=self.U)
+        self.rules = [self._rule(mode) for mode in modes] if operators else []
+        _finite_value(self.along.f0[0] if len(self.T) else np.zeros(0), fn.out)
 
     def compiled(self) -> Compiled:
         """What a later check of the same function at another point can reuse."""
@@ -505,7 +516,8 @@ class Ctx:
         out_w = self.wide(at=at, F=T, **wide_rows)
         out_l = self.low(at=at, **want) if low and want else {}
         along = None if T is None else self.ref.finish(T, out_w["F"])
-        res = {k: (_f64(out_l.get(k)), _f64(out_w.get(k))) for k in want}
+        res = {k: (_f64(out_l.get(k)), _f64(out_w.get(k))) for k in want
+               if k in self.low.parts}  # a rule JAX could not evaluate is left out
         return along, res
 
     def columns(self, lo: int, hi: int, **rows: Any) -> tuple[np.ndarray, Along, dict]:
@@ -535,6 +547,15 @@ class Ctx:
                 rows[rule.mode] = True if rule.mode == "fwd" else (
                     _round(self.fn.out.flat, np.eye(self.m)) if self.m <= DENSE_OUT else None)
         self.columns(0, self.n, **rows)
+
+def _finite_value(f0: np.ndarray, out: Space) -> None:
+    bad = ~np.isfinite(f0)
+    if bad.any():
+        first = out.name(int(np.argmax(bad)))
+        raise DomainError(f"f is not finite at the given arguments ({int(bad.sum())} of "
+                          f"{bad.size} output entries, first {first}); check they lie in f's "
+                          "domain")
+
 
 def _f64(a: Any) -> np.ndarray | None:
     return None if a is None else np.asarray(a, dtype=np.float64)
@@ -798,13 +819,14 @@ class ModeReport:
     notes: list[str] = field(default_factory=list)
     dtype: str = ""
     localised: bool = False
+    error: str = ""  # JAX could not evaluate the rule
 
 
 def _check_rule(ctx: Ctx, rule: Rule) -> ModeReport:
     if rule.skipped:
         return ModeReport(rule.label, True, skipped=rule.skipped)
     if rule.error:
-        return ModeReport(rule.label, False, notes=[rule.error])
+        return ModeReport(rule.label, False, error=rule.error)
     d, X, X64 = _directional(ctx, rule)
     cmps = [_judge(d, rule, ctx.rtol, ctx.atol)]
     localised = False
@@ -944,6 +966,10 @@ def _fmt(v: float | None) -> str:
 def _mode_line(m: ModeReport) -> str:
     if m.skipped:
         return f"  {m.label:<12} skipped: {m.skipped}"
+    if m.error:
+        return f"  {m.label:<12} FAILED: {m.error}"
+    if not m.checked:
+        return f"  {m.label:<12} FAILED: nothing could be compared (see the notes)"
     verdict = "OK" if m.ok else f"FAILED ({m.n_bad} of {m.checked} outside tolerance)"
     line = (f"  {m.label:<12} {verdict}: {m.checked} quantities, max rel error "
             f"{m.max_rel_error:.1e} as computed in {m.dtype}")

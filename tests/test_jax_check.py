@@ -280,3 +280,16 @@ def test_kinks_a_valid_subgradient_passes_and_another_value_does_not():
     assert not r.ok and r.worst == "args[0][0]"
     assert dc.check_gradient(lambda x: jnp.sum(relu(x)), jax.grad(lambda x: jnp.sum(relu(x))),
                              np.array([0.0, 1.0, -2.0])).ok
+
+
+def test_a_rule_jax_cannot_evaluate_is_a_failure_and_bad_points_are_domain_errors():
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sin(x)
+    f.defvjp(lambda x: (f(x), x), lambda x, g: (jnp.zeros(2),))  # wrong shape
+    r = dc.check_grads(f, (jnp.ones(3),), modes=("rev",))
+    assert not r.ok and "JAX raised evaluating VJP" in str(r)
+    with pytest.raises(dc.DomainError, match=r"args\[0\]\[1\]"):
+        dc.check_grads(jnp.sin, (jnp.array([1.0, np.nan]),))
+    with pytest.raises(dc.DomainError, match="not finite"):
+        dc.check_grads(jnp.log, (jnp.array([1.0, -1.0]),))

@@ -166,7 +166,10 @@ def widen(fn: Callable, *args: Any) -> tuple[Callable, Analysis, str]:
     """``fn`` for a float64 evaluation, its :class:`Analysis`, and a note: where ``fn`` casts
     to a lower precision, :func:`upcast` removes the casts (when its interpretation of the
     jaxpr succeeds). Call under ``jax.enable_x64``."""
-    a = analyse(fn, *args)
+    try:
+        a = analyse(fn, *args)
+    except _TRACE_ERRORS:  # Python control flow on values: evaluated as it is
+        return fn, Analysis(blockers={"Python control flow"}), ""
     if not a.casts:
         return fn, a, ""
     try:
@@ -379,6 +382,23 @@ class Program:
             raise KeyError(f"parts {missing} are not available")
         if not want:
             return {}
+        try:
+            return self._run(want, at)
+        except Exception:
+            if len(want) == 1:
+                raise
+        out = {}  # one part fails (a rule JAX cannot evaluate): the others still run
+        for k in want:
+            try:
+                out.update(self._run({k: want[k]}, at))
+            except Exception as exc:  # noqa: BLE001 - recorded; the caller reports it
+                if k == "F":
+                    raise
+                self.dropped[k] = exc
+                del self.parts[k]
+        return out
+
+    def _run(self, want: dict[str, np.ndarray], at: np.ndarray | None) -> dict[str, np.ndarray]:
         out: dict[str, list] = {k: [] for k in want}
         names = tuple(nm for nm in self.parts if nm in want)
         with self._context():
@@ -431,6 +451,7 @@ class Along:
     fd: np.ndarray
     cs: np.ndarray | None = None
     cs_disagrees: bool = False
+    f0: np.ndarray | None = None  # F(x) (k, m)
     left: np.ndarray | None = None  # one-sided derivatives, extrapolated
     right: np.ndarray | None = None
     kink: np.ndarray | None = None  # they stay apart as the step shrinks: not differentiable
@@ -479,21 +500,23 @@ class Reference:
         def run(t: jax.Array, x: jax.Array) -> jax.Array:
             h = jnp.asarray(hs)[:, None]
             pts = jnp.concatenate([x[None], x + h * t, x - h * t])
+            dtype = jnp.complex128 if complex_step else jnp.float64
             if complex_step:
-                pts = jnp.concatenate([pts.astype(jnp.complex128),
-                                       (x + 1j * CS_STEP * t)[None]])
-                return jnp.ravel(jax.vmap(lambda p: jnp.ravel(F(p)).astype(jnp.complex128))(pts))
-            return jnp.ravel(jax.vmap(lambda p: jnp.ravel(F(p)).astype(jnp.float64))(pts))
+                pts = jnp.concatenate([pts.astype(dtype), (x + 1j * CS_STEP * t)[None]])
+            return jnp.ravel(_each(lambda p: jnp.ravel(F(p)).astype(dtype), pts))
         return run
 
     def finish(self, T: np.ndarray, vals: np.ndarray) -> Along:
         """The directional derivatives from the :meth:`ladder`'s values ``(k, points * m)``."""
         k, L = len(T), self.levels
         vals = np.asarray(vals).reshape(k, self.points, -1)
-        f0 = np.real(vals[:, 0])
-        fd_vals = np.moveaxis(np.real(vals[:, 1:2 * L + 1]).reshape(k, 2, L, -1), 0, 2)
+        real = vals[:, :2 * L + 1]
+        if np.iscomplexobj(real):  # a real point with a non-real value lies outside f's
+            real = np.where(np.imag(real) == 0, np.real(real), np.nan)  # real domain
+        f0 = real[:, 0]
+        fd_vals = np.moveaxis(real[:, 1:].reshape(k, 2, L, -1), 0, 2)
         D, E, noise = self._differences(fd_vals, f0)
-        out = Along(D, E, "finite differences (Richardson)", D)
+        out = Along(D, E, "finite differences (Richardson)", D, f0=f0)
         self._one_sided(fd_vals, f0, noise, out)
         if self.complex:
             self._complex_step(np.imag(vals[:, 2 * L + 1]) / CS_STEP, out)
@@ -517,7 +540,8 @@ class Reference:
     def _differences(self, vals: np.ndarray, f0: np.ndarray
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         hs = self._steps()
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN where f is undefined
             D = (vals[0] - vals[1]) / (2 * hs[:, None, None])
             seen = np.nanmax(np.abs(np.where(np.isfinite(vals), vals, np.nan)), axis=(0, 1))
         seen = np.maximum(np.nan_to_num(seen, nan=0.0), np.nan_to_num(np.abs(f0)))
@@ -540,6 +564,15 @@ class Reference:
         out.value = np.where(ok, cs, out.value)
         out.error = np.where(ok, err, out.error)
         out.how = "complex step"
+
+
+def _each(g: Callable, pts: jax.Array) -> jax.Array:
+    """``g`` on each row of ``pts``: vectorised, or one by one where g has Python control
+    flow on values (the caller then runs eagerly too)."""
+    try:
+        return jax.vmap(g)(pts)
+    except _TRACE_ERRORS:
+        return jnp.stack([g(p) for p in pts])
 
 
 def derivatives(F: Callable, x: np.ndarray, T: np.ndarray, **opts: Any) -> Along:
