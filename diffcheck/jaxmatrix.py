@@ -52,6 +52,7 @@ from .jaxcheck import (
     check_grads,
 )
 from .pytree import KINDS, Layout, flatten
+from .treecheck import tree_result
 
 
 def _user_matrix(lay: Layout, user: Callable, x: Any, name: str
@@ -233,9 +234,11 @@ def _check_result(kind: str, lay: Layout, ctx: Ctx, rule: Rule, rep: ModeReport,
            "finite differences (Richardson)") + \
         f" along {len(ctx.T)} random direction{'s' if len(ctx.T) > 1 else ''}: your " + \
         ("derivative agrees" if not cmps[0].bad.any() else "derivative DISAGREES")
+    flat = lay.flat is not None  # a pytree: flat arrays here, its layout at the end
+    shape = (lay.m * lay.n,) if flat else lay.shape
     res = CheckResult(
-        kind=kind, ok=rep.ok, yours=lay.layout(J), reference=lay.layout(ref),
-        tolerance=lay.layout(tol), method=_matrix_method(ctx, dense), witness=wit,
+        kind=kind, ok=rep.ok, yours=J.reshape(shape), reference=ref.reshape(shape),
+        tolerance=tol.reshape(shape), method=_matrix_method(ctx, dense), witness=wit,
         seed=ctx.seed, dtype=rule.dtype.name, max_abs_error=rep.max_abs_error,
         max_rel_error=rep.max_rel_error, worst_index=None, n_bad=rep.n_bad,
         worst=entries[:SHOW], notes=list(rep.notes) + notes, directions=len(ctx.T))
@@ -246,7 +249,6 @@ def _check_result(kind: str, lay: Layout, ctx: Ctx, rule: Rule, rep: ModeReport,
         res.notes.append(f"no single entry is outside its tolerance, but your derivative "
                          f"disagrees along {res.n_bad} random direction(s): the error is spread "
                          "over many entries")
-    res.layout, res.entries = lay.describe(), lay.m * lay.n
     if rule.replay and rule.dtype != np.float64:
         res.notes.append(f"your derivative was replayed on float64 inputs (max rel error "
                          f"{rep.replay_rel_error or 0.0:.1e} there): rounding is separated from "
@@ -254,7 +256,7 @@ def _check_result(kind: str, lay: Layout, ctx: Ctx, rule: Rule, rep: ModeReport,
     if not dense and not rep.ok:
         res.notes.append("f has too many inputs to check every entry: random directions, "
                          "bisected down to the worst entries")
-    return res
+    return tree_result(res, lay) if flat else res
 
 
 def _matrix_method(ctx: Ctx, dense: bool) -> str:
@@ -282,8 +284,9 @@ def _matrix_entries(lay: Layout, cmps: list[Cmp]) -> list[Any]:
         eng = {k: float(v[p]) for k, v in c.engines.items()}
         if c.replay is not None:
             eng["replayed f64"] = float(c.replay[p])
-        out.append(NEntry(lay.name(int(c.outs[p]), int(c.ins[p])), float(c.yours[p]),
-                          float(c.ref[p]), float(_shown_tol(c)[p]), eng))
+        out.append(NEntry(index=lay.name(int(c.outs[p]), int(c.ins[p])),
+                          yours=float(c.yours[p]), reference=float(c.ref[p]),
+                          tol=float(_shown_tol(c)[p]), engines=eng))
     return out
 
 

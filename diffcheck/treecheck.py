@@ -21,10 +21,12 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from .numpy_check import CheckResult, render
 from .pytree import Flat, Layout, is_tree, root_name
 
 Fn = Callable[[Any], Any]
@@ -83,15 +85,40 @@ def _entry(lay: Layout, idx: tuple[int, ...]) -> tuple[int, int]:
 
 def named(res: Any, lay: Layout) -> Any:
     """A flat check result in the pytree's terms: derivatives in x's layout, entries named
-    by path."""
-    for attr in ("yours", "reference", "tolerance"):
-        setattr(res, attr, lay.layout(np.asarray(getattr(res, attr))))
+    by path (a :func:`tree_result`)."""
     if res.worst_index is not None:
         res.worst_index = lay.name(*_entry(lay, res.worst_index))
     for e in res.worst:
         e.index = lay.name(*_entry(lay, e.index))
-    res.layout, res.entries = lay.describe(), lay.m * lay.n
-    return res
+    return tree_result(res, lay)
+
+
+@dataclass
+class TreeCheckResult(CheckResult):
+    """A check whose x is a pytree: ``yours``, ``reference``, ``tolerance`` in x's layout
+    (``jax.grad``'s, ``jax.jacrev``'s, ``jax.hessian``'s), entries named by path; it renders
+    as the flat check does, with x's structure in the header."""
+
+    layout: str = ""
+    flat: Any = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        text = render(self.flat).replace(f"shape {np.shape(self.flat.yours)}", self.layout, 1)
+        width = max([16] + [len(str(e.index)) + 2 for e in self.flat.worst])
+        text = text.replace("    " + "index".ljust(16), "    " + "index".ljust(width), 1)
+        for e in self.flat.worst:
+            name = str(e.index)
+            text = text.replace("\n    " + name.ljust(16), "\n    " + name.ljust(width), 1)
+        return text
+
+
+def tree_result(flat: Any, lay: Layout) -> TreeCheckResult:
+    """The check result ``flat`` (derivatives as flat arrays, entries already named by path)
+    with its derivatives in x's pytree layout."""
+    values = {f.name: getattr(flat, f.name) for f in fields(flat)}
+    for attr in ("yours", "reference", "tolerance"):
+        values[attr] = lay.layout(np.asarray(getattr(flat, attr)))
+    return TreeCheckResult(**values, layout=lay.describe(), flat=flat)
 
 
 def _layout(kind: str, f: Fn, x: Any) -> tuple[Flat, Layout, np.ndarray]:
