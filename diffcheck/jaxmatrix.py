@@ -171,6 +171,8 @@ def check_derivative(kind: str, f: Callable, user: Callable, x: Any, *, seed: in
     lay = Layout(kind, inputs.flat if tree else None, x_shape=x_shape, f_shape=f_shape,
                  root=root)
     rule = _matrix_rule(kind, lay, user, x, inputs, tree)
+    # the precision the model computes in: x's, f's and your derivative's, the least of them
+    rule.dtype = _least([rule.dtype, *inputs.flat.dtypes, *fn.out.flat.dtypes])
     k = int(directions) if directions else (3 if inputs.size <= 10 ** 5 else 1)
     ctx = Ctx(fn, inputs, (), k=k, seed=seed, h0=eps, rtol=rtol, atol=atol, operators=False)
     d, _, _ = _directional(ctx, rule)

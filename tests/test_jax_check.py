@@ -293,3 +293,14 @@ def test_a_rule_jax_cannot_evaluate_is_a_failure_and_bad_points_are_domain_error
         dc.check_grads(jnp.sin, (jnp.array([1.0, np.nan]),))
     with pytest.raises(dc.DomainError, match="not finite"):
         dc.check_grads(jnp.log, (jnp.array([1.0, -1.0]),))
+
+
+def test_computed_in_the_least_precise_of_x_f_and_yours():
+    """f casts to float32 inside; the hand-written NumPy gradient is float64."""
+    def f(v):
+        return jnp.sum(jnp.sin(jnp.asarray(v, jnp.float32)) ** 2)
+    g = lambda v: np.sin(2 * v)  # noqa: E731
+    x = np.array([0.3, -1.1, 0.7])
+    r = dc.check_gradient(f, g, x)
+    assert r.ok and r.dtype == "float32", str(r)
+    assert not dc.check_gradient(f, lambda v: g(v) * 1.01, x).ok
