@@ -326,6 +326,10 @@ def gradient(f: Fn, x: Any, *, mode: str = "reverse") -> np.ndarray:
     >>> [gradient(f, w, mode=m).tolist() for m in ("reverse", "forward")][0]
     [[0.25, 0.25], [0.25, 0.25]]
     """
+    from .treecheck import is_tree, on_tree  # a pytree of parameters: in its layout
+
+    if is_tree(x):
+        return on_tree("gradient", gradient, f, x, mode=mode)
     x = as_input(x, check_finite=False)  # a NaN in x shows up as a NaN f(x)
     if _mode(mode) == "reverse":
         return _traced("reverse", f, x, lambda: _gradient_reverse(f, x))
@@ -381,6 +385,10 @@ def jacobian(f: Fn, x: Any, *, mode: str | None = None, _scalar: bool = False) -
     array([[2., 0.],
            [1., 0.]])
     """
+    from .treecheck import is_tree, on_tree
+
+    if is_tree(x):
+        return on_tree("jacobian", jacobian, f, x, mode=mode)
     x = as_input(x)
     if mode in ("forward", "reverse"):
         engine = _vjp_rows if mode == "reverse" else _jac_forward
@@ -412,6 +420,10 @@ def hessian(f: Fn, x: Any, *, mode: str = "reverse") -> np.ndarray:
     >>> hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0])).tolist()
     [[6.0, 2.0], [2.0, 0.0]]
     """
+    from .treecheck import is_tree, on_tree
+
+    if is_tree(x):
+        return on_tree("hessian", hessian, f, x, mode=mode)
     x = as_input(x)
     _scalar_output(evaluate(f, x))
     mode = _mode(mode)
@@ -1178,7 +1190,9 @@ def check_gradient(f: Fn, grad: Fn, x: Any, **opts: Any) -> CheckResult:
     """
     if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
         return _claim_check("gradient", f, grad, x, **opts)
-    return _check("gradient", f, grad, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("gradient", f, grad, x, _check, **opts)
 
 
 def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1191,7 +1205,9 @@ def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
     """
     if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
         return _claim_check("jacobian", f, jac, x, **opts)
-    return _check("jacobian", f, jac, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("jacobian", f, jac, x, _check, **opts)
 
 
 def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1204,7 +1220,9 @@ def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
     """
     if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
         return _claim_check("hessian", f, hess, x, **opts)
-    return _check("hessian", f, hess, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("hessian", f, hess, x, _check, **opts)
 
 
 def _claim_check(kind: str, f: str, claimed: Any, x: Any, **opts: Any) -> Any:
@@ -1305,6 +1323,10 @@ def taylor_test(f: Fn, grad: Fn, x: Any, hess: Fn | None = None, *, seed: int = 
     >>> taylor_test(lambda x: np.sum(np.sin(x)), np.sin, np.array([0.3, 1.2])).ok
     False
     """
+    from .treecheck import is_tree, on_tree_taylor  # pytrees: flat views of x, grad, hess
+
+    if is_tree(x):
+        return on_tree_taylor(taylor_test, f, grad, x, hess, seed=seed, levels=levels)
     x = as_input(x)
     _scalar_output(evaluate(f, x))
     g_user = _user_array(grad(x), x.shape, "grad", "x's shape")

@@ -142,3 +142,14 @@ def test_claims_from_the_notes(capsys):
     assert transposed["verdicts"] == ["proved", "wrong", "wrong", "proved"]
     assert transposed["diagnoses"] == ["transposed", "transposed"]
     assert "d/dx(x**2) = 2*x wherever x**2 is inside" in out
+
+
+def test_jax_custom_rules(capsys):
+    r, out = run("jax_custom_rules", capsys)
+    assert r["softplus"]["ok"] and r["gelu"]["ok"]
+    assert not r["softplus_bug"]["ok"] and r["softplus_bug"]["failed_modes"] == ["VJP"]
+    assert r["softplus_bug"]["worst"].startswith("args[0][")
+    assert not r["gelu_bug"]["ok"] and r["gelu_bug"]["jax"] == "passes"  # jax.test_util misses it
+    assert r["logsumexp"]["ok"] and r["logsumexp"]["jax"] == "fails"  # ... and flags this one
+    assert not r["logsumexp_bug"]["ok"]
+    assert r["minimize_refused"] and "is wrong" in out

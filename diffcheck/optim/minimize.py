@@ -262,6 +262,7 @@ def minimize(
     history: bool = False,
     f_lower: float | None = None,
     patience: int = 20,
+    check: bool = False,
 ) -> R.OptimizeResult:
     r"""Minimise a scalar JAX-traceable function.
 
@@ -302,6 +303,10 @@ def minimize(
             ``result.history`` (fixed ``maxiter + 1`` rows, NaN past ``nit``).
         f_lower: a known lower bound of ``f``; converging above it reports ``LOCAL_MINIMUM``.
         patience: iterations without progress before ``STAGNATION``.
+        check: before the solve, verify the gradient of ``fun`` at ``x0`` (its custom rules
+            included; reverse mode, so ``custom_vjp`` objectives work) with
+            :func:`diffcheck.check_grads`; a wrong one raises :class:`diffcheck.DerivativeError`
+            naming the worst entry. Needs concrete values: a ``UsageError`` inside jit/vmap.
 
     Returns:
         :class:`OptimizeResult` (x, fun, jac, nit, nfev, njev, nhev, success, status,
@@ -334,6 +339,10 @@ def minimize(
     if isinstance(tol, int | float) and not tol >= 0:
         raise _usage(f"tol must be >= 0, got {tol}")
     f_lower = -jnp.inf if f_lower is None else f_lower
+    if check:  # verified gradients feed the optimizer
+        from diffcheck.jaxcheck import verify
+
+        verify(fun, x0, tuple(args), mode="rev", caller="minimize")
     return _minimize(fun, x0, tuple(args), tol, c1, c2, f_lower, method=method,
                      linesearch=linesearch, maxiter=int(maxiter), m=int(m),
                      history=bool(history), patience=int(patience))
