@@ -20,6 +20,7 @@ import sympy
 
 from . import compare
 from .engines import ad, finite, symbolic
+from .engines.rounding import rounding_bound
 from .errors import DomainError, UsageError
 from .parse import natural_key, parse, variables_of
 from .program import Program
@@ -271,14 +272,16 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
 
 
 def _finite(fn: Function, X: np.ndarray, hessian: bool):
-    fscale = ad.rounding_scale(fn.program, X)
+    def fscale(P: np.ndarray) -> np.ndarray:
+        return rounding_bound(fn.program, P, constants=False)
+
     Js, Je, Hs, He = [], [], [], []
-    for p, x in enumerate(X):
-        J, E = finite.jacobian(fn.batch, x, fscale=fscale[p])
+    for x in X:
+        J, E = finite.jacobian(fn.batch, x, fscale=fscale, one_sided=True)
         Js.append(J)
         Je.append(E)
         if hessian:
-            H, HE = finite.hessian(fn.batch, x, fscale=fscale[p])
+            H, HE = finite.hessian(fn.batch, x, fscale=fscale, one_sided=True)
             Hs.append(H)
             He.append(HE)
     cols = list(range(len(fn.wrt)))
