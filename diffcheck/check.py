@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import mpmath
 import numpy as np
 import sympy
 
@@ -232,17 +233,19 @@ def _validate(points: Any, seed: Any, rtol: Any, atol: Any) -> None:
             raise UsageError(f"{name} must be a finite number >= 0, got {v!r}")
 
 
-def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
+def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool, *,
+                sym: Any = None, cond: Conditioning | None = None):
     """Each engine's Jacobians (and Hessians) at the points, plus finite-difference errors.
 
     Returns ``(values, errors, sym)`` where ``values[engine][kind]`` has shape
-    ``(P, m, n[, n])``, restricted to the ``wrt`` variables.
+    ``(P, m, n[, n])``, restricted to the ``wrt`` variables. With ``cond`` (see
+    :func:`conditioning`), the symbolic engine's values are its high-precision ones.
     """
     cols = list(range(len(fn.wrt)))
     values: dict[str, dict[str, np.ndarray]] = {}
     errors: dict[str, dict[str, np.ndarray]] = {}
-    sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian) if "symbolic" in names \
-        else None
+    if sym is None and "symbolic" in names:
+        sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian)
     if not fn.variables:  # a constant: every derivative is an empty array
         P, m = X.shape[0], len(fn.exprs)
         empty = {"jacobian": np.zeros((P, m, 0))}
@@ -252,7 +255,7 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
         return {name: dict(empty) for name in names}, errs, sym
     for name in names:
         if name == "symbolic":
-            J, H = sym.evaluate(X)
+            J, H = (cond.jacobian, cond.hessian) if cond is not None else sym.evaluate(X)
         elif name == "forward":
             J = ad.jacobian_forward(fn.program, X)
             H = ad.hessian_forward(fn.program, X) if hessian else None
@@ -347,19 +350,189 @@ def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: boo
     _validate(points, seed, rtol, atol)
     fn = Function.from_text(expr, wrt)
     X = user_points(fn, at) if at is not None else random_points(fn, points, seed)
-    values, errors, sym = run_engines(fn, X, names, hessian)
-    scales = _scales(fn, X, values, hessian)
-    value = fn.batch(X)
+    sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian)
+    cond = conditioning(fn, sym, X, hessian)
+    _require_representable(fn, X, cond)
+    with np.errstate(all="ignore"):
+        values, errors, sym = run_engines(fn, X, names, hessian, sym=sym, cond=cond)
+        scales = _scales(fn, X, values, hessian)
     report = Report(fn.text, list(fn.wrt), fn.vector, _formulas(fn, sym, hessian), names)
     for p in range(X.shape[0]):
-        vals = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in values.items()}
-        errs = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in errors.items()}
-        scl = {k: v[p] for k, v in scales.items()}
-        ref = compare.choose_reference(vals, errs, scl, rtol, atol)
-        verdict = compare.judge(vals, errs, scl, rtol, atol, ref)
-        at_p = dict(zip(fn.variables, map(float, X[p]), strict=True))
-        report.points.append(PointResult(at_p, value[p], vals, errs, verdict))
+        report.points.append(_point(fn, X[p], cond, p, values, errors, scales, rtol, atol))
     return report
+
+
+def _point(fn: Function, x: np.ndarray, cond: Conditioning, p: int, values, errors, scales,
+           rtol, atol) -> PointResult:
+    """One point's verdict; at an ill-conditioned point the float64 engines carry their
+    rounding bars (shown with their values, added to their tolerance)."""
+    vals = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in values.items()}
+    errs = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in errors.items()}
+    scl = {k: v[p] for k, v in scales.items()}
+    rounding = cond.rounding(p, fn) if cond.ill[p] else None
+    ref = compare.choose_reference(vals, errs, scl, rtol, atol, rounding)
+    verdict = compare.judge(vals, errs, scl, rtol, atol, ref, rounding=rounding)
+    if rounding is not None:
+        for e in vals:
+            if e not in errs and e not in rounding.precise:
+                errs[e] = {k: np.broadcast_to(rounding.bar(e, k), v.shape)
+                           for k, v in vals[e].items()}
+    at_p = dict(zip(fn.variables, map(float, x), strict=True))
+    return PointResult(at_p, cond.value[p], vals, errs, verdict, bool(cond.ill[p]),
+                       float(cond.lost[p]), bool(cond.precise[p]))
+
+
+# -- conditioning ---------------------------------------------------------------------------
+ROUNDING_BAR = 4.0  #: factor on eps times the running-error bound: a float64 engine's bar
+DIGITS = 16  #: decimal digits of float64
+
+
+@dataclass
+class Conditioning:
+    """How far float64 can be trusted at each point, and the high-precision values.
+
+    ``bound[kind]``: running-error bounds (units of eps) of f ("value", (P, m)) and of the
+    symbolic derivative formulas evaluated in float64 ("jacobian", "hessian"; all
+    variables); ``lost``: the digits float64 loses (the most over f and every entry whose
+    true value is not 0 and whose bound is finite); ``ill``: where it loses more than the
+    exact engines' tolerance;
+    ``value``, ``jacobian``, ``hessian``: the values, at 50+ digits (rounded to float64)
+    where ``precise`` (the ill-conditioned points, when the formulas fit the budget), else
+    in float64 (which has the digits that matter there).
+    """
+
+    bound: dict[str, np.ndarray]
+    lost: np.ndarray
+    ill: np.ndarray
+    value: np.ndarray
+    jacobian: np.ndarray
+    hessian: np.ndarray | None
+    precise: np.ndarray  # (P,) bool: the values there have 50+ digits behind them
+    exact: np.ndarray | None  # the mpmath values (P, entries; None where not computed)
+
+    def rounding(self, p: int, fn: Function) -> compare.Rounding:
+        """Rounding bars of the float64 engines' entries at point ``p`` (wrt columns)."""
+        cols = list(range(len(fn.wrt)))
+        eps = np.finfo(float).eps
+        bars = {"jacobian": ROUNDING_BAR * eps * self.bound["jacobian"][p][..., cols]}
+        if self.hessian is not None:
+            bars["hessian"] = ROUNDING_BAR * eps * self.bound["hessian"][p][..., cols, :][
+                ..., cols]
+        return compare.Rounding(bars, ("symbolic",) if self.precise[p] else ())
+
+
+def conditioning(fn: Function, sym: Any, X: np.ndarray, hessian: bool) -> Conditioning:
+    """Running-error bounds of f and of the derivative formulas, the digits float64 loses,
+    and the values at high precision (enough digits to see through the loss, at least
+    :data:`~diffcheck.engines.symbolic.PRECISE_DIGITS`; float64 where the formulas are too
+    large for the budget)."""
+    P, m, n = X.shape[0], len(fn.exprs), len(fn.variables)
+    inexact = _inexact_constants(sym, fn.exprs)
+    value64, bound_f = rounding_bound(fn.program, X, constants=inexact, with_values=True)
+    d64, bound_d = rounding_bound(sym.program, X, constants=inexact, with_values=True) if n \
+        else (np.zeros((P, 0)), np.zeros((P, 0)))
+    flat64, bound = np.concatenate([value64, d64], axis=1), np.concatenate([bound_f, bound_d], 1)
+    # at well-conditioned points float64 already has the digits that matter; elsewhere (and
+    # where a value overflows float64, to say by how much) the formulas get 50+ digits
+    ill = _ill(bound, flat64)
+    want = ill | np.any(~np.isfinite(flat64), axis=1)
+    true, exact = flat64.copy(), None
+    if np.any(want):
+        digits = symbolic.PRECISE_DIGITS + np.clip(np.max(_lost(bound, flat64), axis=1,
+                                                          initial=0.0) - 20, 0, 250)
+        exact = symbolic.precise_values(_flat(fn.exprs, sym), fn.variables, X[want],
+                                        digits=digits[want].astype(int))
+        if exact is not None:
+            true[want] = [[float(v) for v in row] for row in exact]
+            ill[want] = _ill(bound[want], true[want])
+    known = np.isfinite(true) & (true != 0) & np.isfinite(bound)
+    lost = np.max(np.where(known, _lost(bound, true), 0.0), axis=1, initial=0.0)
+    J = true[:, m:m + m * n].reshape(P, m, n)
+    H = true[:, m + m * n:].reshape(P, m, n, n) if hessian else None
+    kinds = {"value": bound_f, "jacobian": bound_d[:, :m * n].reshape(P, m, n)}
+    if hessian:
+        kinds["hessian"] = bound_d[:, m * n:].reshape(P, m, n, n)
+    full = None
+    if exact is not None:
+        full = np.full(true.shape, None, dtype=object)
+        full[want] = exact
+    return Conditioning(kinds, lost, ill, true[:, :m], J, H, want & (exact is not None),
+                        full)
+
+
+def _ill(bound: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Points where float64 may lose more than the exact engines' tolerance on an entry
+    (entries that are 0, or whose bound overflowed on the way, say nothing)."""
+    known = np.isfinite(value) & (value != 0) & np.isfinite(bound)
+    with np.errstate(all="ignore"):
+        return np.any(known & (np.finfo(float).eps * bound > compare.RTOL_EXACT *
+                               np.abs(value)), axis=1)
+
+
+def _require_representable(fn: Function, X: np.ndarray, cond: Conditioning) -> None:
+    """f and the derivatives checked must fit in float64 at every point: one that overflows
+    is bad input (a DomainError naming it), never a comparison of infinities."""
+    m, n, nw = len(fn.exprs), len(fn.variables), len(fn.wrt)
+    names = [f"f{j + 1}" if fn.vector else "f" for j in range(m)]
+    entries = [(k, names[k]) for k in range(m)]
+    entries += [(m + j * n + i, f"d{names[j]}/d{fn.wrt[i]}") for j in range(m)
+                for i in range(nw)]
+    if cond.hessian is not None:
+        entries += [(m + m * n + (j * n + a) * n + b,
+                     f"d2{names[j]}/d{fn.wrt[a]}d{fn.wrt[b]}")
+                    for j in range(m) for a in range(nw) for b in range(a, nw)]
+    flat = np.concatenate([cond.value, cond.jacobian.reshape(X.shape[0], -1)] +
+                          ([cond.hessian.reshape(X.shape[0], -1)]
+                           if cond.hessian is not None else []), axis=1)
+    for p in range(X.shape[0]):
+        for k, name in entries:
+            if np.isinf(flat[p, k]):
+                _overflow(fn, X[p], name, cond.exact[p, k] if cond.exact is not None else None,
+                          cond.value[p])
+
+
+def _overflow(fn: Function, x: np.ndarray, name: str, exact: Any, value: np.ndarray) -> None:
+    where = ", ".join(f"{v}={_fmt(val)}" for v, val in zip(fn.variables, x, strict=True))
+    size = mpmath.nstr(exact, 3) if exact is not None else "±inf in float64"
+    at_f = "" if name.startswith("f") or not np.all(np.isfinite(value)) else \
+        f" (where f = {', '.join(_fmt(v) for v in value)})"
+    raise DomainError(
+        f"{name} = {size} overflows float64 at {where}{at_f}: a value that large cannot be "
+        "checked in float64 (it is infinite to every float64 engine). Choose a point where f "
+        "and its derivatives stay below 1.8e308 in magnitude.")
+
+
+def _flat(exprs: list[Any], sym: Any) -> list[Any]:
+    flat = list(exprs) + [e for row in sym.jacobian for e in row]
+    if sym.hessian is not None:
+        flat += [e for h in sym.hessian for row in h for e in row]
+    return flat
+
+
+def _lost(bound: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Decimal digits float64 loses: log10 of the rounding bound over |value| (0..16)."""
+    with np.errstate(all="ignore"):
+        ratio = bound / np.abs(value)
+    return np.clip(np.nan_to_num(np.log10(np.maximum(ratio, 1.0)), nan=DIGITS,
+                                 posinf=DIGITS), 0.0, DIGITS)
+
+
+def _inexact_constants(sym: Any, exprs: list[Any]) -> set[float]:
+    """Float values of the constants float64 rounds (1/3, pi; not 0.1: a decimal is the
+    binary number the parser stores). One walk over the formulas' shared DAG."""
+    out: set[float] = set()
+    seen: set[int] = set()
+    stack = _flat(exprs, sym)
+    while stack:
+        a = stack.pop()
+        if id(a) in seen:
+            continue
+        seen.add(id(a))
+        if isinstance(a, sympy.NumberSymbol) or (a.is_Rational and not a.is_Integer and
+                                                 int(a.q) & (int(a.q) - 1)):
+            out.add(float(a))
+        stack.extend(a.args)
+    return out
 
 
 def _formulas(fn: Function, sym: Any, hessian: bool) -> dict[str, Any]:

@@ -35,11 +35,11 @@ class Bounded(Traced):
 
     __slots__ = ("val", "bound", "level", "constants")
 
-    def __init__(self, val: Any, bound: Any, level: int, constants: bool = True):
+    def __init__(self, val: Any, bound: Any, level: int, constants: Any = True):
         self.val = val
         self.bound = bound
         self.level = level
-        self.constants = constants  # whether rounded constants count
+        self.constants = constants  # which constants are rounded: all, none, or a set
 
     @classmethod
     def apply(cls, prim: Any, args: tuple, params: dict, level: int) -> Bounded:
@@ -52,27 +52,33 @@ class Bounded(Traced):
         bound = np.abs(out)
         for i, a in enumerate(args):
             carried = _carried(a, level, constants)
-            if carried is not None:
-                bound = bound + np.abs(prim.partials[i](*primal, out)) * carried
+            if carried is not None and np.any(carried != 0):  # (exact: inf * 0 is no bound)
+                through = np.abs(prim.partials[i](*primal, out)) * carried
+                bound = bound + np.where(carried == 0, 0.0, through)
         return cls(out, bound, level, constants)
 
 
-def _carried(a: Any, level: int, constants: bool) -> Any:
+def _carried(a: Any, level: int, constants: Any) -> Any:
     """The rounding an argument brings: its bound, or |c| for a rounded constant c."""
     if isinstance(a, Bounded) and a.level == level:
         return a.bound
-    if not constants or isinstance(a, Traced) or np.ndim(a) != 0:
+    if constants is False or isinstance(a, Traced) or np.ndim(a) != 0:
         return None
     c = float(a)
-    return None if not np.isfinite(c) or c == int(c) else abs(c)
+    if constants is True:
+        return None if not np.isfinite(c) or c == int(c) else abs(c)
+    return abs(c) if c in constants else None
 
 
-def rounding_bound(prog: Any, X: np.ndarray, *, constants: bool = True) -> np.ndarray:
+def rounding_bound(prog: Any, X: np.ndarray, *, constants: Any = True,
+                   with_values: bool = False) -> Any:
     """``(P, outputs)``: the running error bound of each output at each point (units of eps).
 
-    ``constants=False`` leaves out the rounding of constants: a fixed perturbation of the
-    function, smooth in x, which finite differences do not see as noise. Non-finite bounds
-    (an infinite partial somewhere) come back as ``inf``.
+    ``constants``: True counts every constant that is not a whole number as rounded, a set
+    of floats counts those, False none (a fixed perturbation of the function, smooth in x,
+    which finite differences do not see as noise). Non-finite bounds (an infinite partial
+    somewhere) come back as ``inf``. ``with_values=True`` returns ``(values, bounds)``: the
+    outputs themselves come with the bounds at no extra cost.
     """
     P, n = X.shape
     level = next_level()
@@ -83,4 +89,9 @@ def rounding_bound(prog: Any, X: np.ndarray, *, constants: bool = True) -> np.nd
         cols = [np.broadcast_to(o.bound if isinstance(o, Bounded) else
                                 np.zeros(()), (P,)) for o in outs]
     B = np.stack(cols, axis=1) if cols else np.zeros((P, 0))
-    return np.where(np.isnan(B), np.inf, B)
+    B = np.where(np.isnan(B), np.inf, B)
+    if not with_values:
+        return B
+    vals = [np.broadcast_to(np.asarray(o.val if isinstance(o, Bounded) else o, dtype=float),
+                            (P,)) for o in outs]
+    return (np.stack(vals, axis=1) if vals else np.zeros((P, 0))), B
