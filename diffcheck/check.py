@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mpmath
@@ -28,6 +28,8 @@ from .program import Program
 from .report import PointResult, Report
 
 MAX_POINTS = 1000
+POINTWISE_WORK = 20_000  #: (Program nodes x variables) up to which finite differences take
+#: f's rounding bound at every point they evaluate
 TINY = np.finfo(float).tiny
 
 
@@ -268,6 +270,8 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool, *,
             J, H = jaxref.derivatives(fn.program, X, hessian=hessian)
         else:
             J, H, errors["finite"] = _finite(fn, X, hessian)
+            if cond is not None:
+                errors["finite"] = _with_rounding(errors["finite"], cond, cols)
         values[name] = {"jacobian": J[..., cols]}
         if hessian:
             values[name]["hessian"] = H[..., cols, :][..., cols]
@@ -278,13 +282,18 @@ def _finite(fn: Function, X: np.ndarray, hessian: bool):
     def fscale(P: np.ndarray) -> np.ndarray:
         return rounding_bound(fn.program, P, constants=False)
 
+    # f's rounding bound at every point of the ladders where that is cheap (the expressions
+    # people type); for huge ones only where x is ill-conditioned (see finite._Values)
+    opts = {"fscale": fscale, "one_sided": True,
+            "pointwise": len(fn.program.nodes) * max(1, X.shape[1]) <= POINTWISE_WORK}
+
     Js, Je, Hs, He = [], [], [], []
     for x in X:
-        J, E = finite.jacobian(fn.batch, x, fscale=fscale, one_sided=True)
+        J, E = finite.jacobian(fn.batch, x, **opts)
         Js.append(J)
         Je.append(E)
         if hessian:
-            H, HE = finite.hessian(fn.batch, x, fscale=fscale, one_sided=True)
+            H, HE = finite.hessian(fn.batch, x, **opts)
             Hs.append(H)
             He.append(HE)
     cols = list(range(len(fn.wrt)))
@@ -294,6 +303,21 @@ def _finite(fn: Function, X: np.ndarray, hessian: bool):
     return np.array(Js), np.array(Hs) if hessian else None, errs
 
 
+def _with_rounding(errs: dict[str, np.ndarray], cond: Conditioning, cols: list[int]
+                   ) -> dict[str, np.ndarray]:
+    """Finite differences measure the derivative of f as float64 evaluates it; where that
+    differs from f smoothly (a rounded intermediate that does not change along the step:
+    asin(x - 1.3) with x fixed, differentiated in y), the difference is no noise to them.
+    Its size is the float64 rounding of the derivative itself: added to their error."""
+    eps = np.finfo(float).eps
+    out = {"jacobian": errs["jacobian"] + SAFETY_ROUNDING * eps *
+           np.nan_to_num(cond.bound["jacobian"][..., cols], posinf=0.0)}
+    if "hessian" in errs:
+        out["hessian"] = errs["hessian"] + SAFETY_ROUNDING * eps * np.nan_to_num(
+            cond.bound["hessian"][..., cols, :][..., cols], posinf=0.0)
+    return out
+
+
 def _scales(fn: Function, X: np.ndarray, values, hessian: bool) -> dict[str, np.ndarray]:
     """Rounding scale per entry: path sums for first derivatives; for second derivatives
     the largest of the entry's row and column and ``S_i * S_j / F`` (first-derivative
@@ -301,8 +325,9 @@ def _scales(fn: Function, X: np.ndarray, values, hessian: bool) -> dict[str, np.
     cols = list(range(len(fn.wrt)))
     S = ad.jacobian_reverse(fn.program, X, absolute=True)[..., cols]
     scales = {"jacobian": S}
-    if hessian:
-        ref = np.max(np.abs(np.stack([v["hessian"] for v in values.values()])), axis=0)
+    if hessian:  # (an entry finite differences could not resolve is NaN: left out)
+        every = np.abs(np.stack([v["hessian"] for v in values.values()]))
+        ref = np.max(np.where(np.isfinite(every), every, 0.0), axis=0)
         scales["hessian"] = hessian_scale(ref, S, ad.rounding_scale(fn.program, X))
     return scales
 
@@ -356,6 +381,7 @@ def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: boo
     with np.errstate(all="ignore"):
         values, errors, sym = run_engines(fn, X, names, hessian, sym=sym, cond=cond)
         scales = _scales(fn, X, values, hessian)
+        _recondition(fn, X, names, hessian, sym, values, cond)
     report = Report(fn.text, list(fn.wrt), fn.vector, _formulas(fn, sym, hessian), names)
     for p in range(X.shape[0]):
         report.points.append(_point(fn, X[p], cond, p, values, errors, scales, rtol, atol))
@@ -384,6 +410,7 @@ def _point(fn: Function, x: np.ndarray, cond: Conditioning, p: int, values, erro
 
 # -- conditioning ---------------------------------------------------------------------------
 ROUNDING_BAR = 4.0  #: factor on eps times the running-error bound: a float64 engine's bar
+SAFETY_ROUNDING = 2.0  #: the same for the part of a finite-difference bar it adds
 DIGITS = 16  #: decimal digits of float64
 
 
@@ -409,6 +436,7 @@ class Conditioning:
     hessian: np.ndarray | None
     precise: np.ndarray  # (P,) bool: the values there have 50+ digits behind them
     exact: np.ndarray | None  # the mpmath values (P, entries; None where not computed)
+    extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # _recondition
 
     def rounding(self, p: int, fn: Function) -> compare.Rounding:
         """Rounding bars of the float64 engines' entries at point ``p`` (wrt columns)."""
@@ -418,7 +446,9 @@ class Conditioning:
         if self.hessian is not None:
             bars["hessian"] = ROUNDING_BAR * eps * self.bound["hessian"][p][..., cols, :][
                 ..., cols]
-        return compare.Rounding(bars, ("symbolic",) if self.precise[p] else ())
+        extra = {e: {k: ROUNDING_BAR * v[p] for k, v in kinds.items()}
+                 for e, kinds in self.extra.items()}
+        return compare.Rounding(bars, ("symbolic",) if self.precise[p] else (), extra)
 
 
 def conditioning(fn: Function, sym: Any, X: np.ndarray, hessian: bool) -> Conditioning:
@@ -435,7 +465,9 @@ def conditioning(fn: Function, sym: Any, X: np.ndarray, hessian: bool) -> Condit
     # at well-conditioned points float64 already has the digits that matter; elsewhere (and
     # where a value overflows float64, to say by how much) the formulas get 50+ digits
     ill = _ill(bound, flat64)
-    want = ill | np.any(~np.isfinite(flat64), axis=1)
+    # a float64 zero with a rounding bound may be a total cancellation: ask the digits too
+    vanished = np.any((flat64 == 0) & (bound > 0) & np.isfinite(bound), axis=1)
+    want = ill | vanished | np.any(~np.isfinite(flat64), axis=1)
     true, exact = flat64.copy(), None
     if np.any(want):
         digits = symbolic.PRECISE_DIGITS + np.clip(np.max(_lost(bound, flat64), axis=1,
@@ -467,6 +499,92 @@ def _ill(bound: np.ndarray, value: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         return np.any(known & (np.finfo(float).eps * bound > compare.RTOL_EXACT *
                                np.abs(value)), axis=1)
+
+
+def _recondition(fn: Function, X: np.ndarray, names: list[str], hessian: bool, sym: Any,
+                 values: dict, cond: Conditioning) -> None:
+    """Each float64 engine's own rounding: how much its values change when it runs again in
+    extended precision (np.longdouble).
+
+    Forward mode reruns at every point: where it changes by more than the exact tolerance,
+    the point is ill-conditioned even if the formulas' bounds did not say so (the engines
+    differentiate f's own float64 intermediates, ``acosh(fl(x + c))``, which SymPy's
+    formulas may arrange differently), and its values get their 50 digits. At every
+    ill-conditioned point each float64 engine's change joins its rounding bar: a wrong rule
+    gives the same wrong value at any precision, so that part of the bar cannot hide it.
+    """
+    if not fn.variables or np.finfo(np.longdouble).eps >= np.finfo(float).eps:
+        return
+    cols = list(range(len(fn.wrt)))
+    kinds = ["jacobian", "hessian"] if hessian else ["jacobian"]
+    base = values.get("forward") or _engine_values(fn, X, "forward", hessian, cols)
+    change = _change(base, _engine_values(fn, X.astype(np.longdouble), "forward", hessian,
+                                          cols))
+    true = {"jacobian": cond.jacobian[..., cols]}
+    if hessian:
+        true["hessian"] = cond.hessian[..., cols, :][..., cols]
+    P = X.shape[0]
+    with np.errstate(all="ignore"):
+        rel = np.max(np.concatenate([np.where(np.isfinite(change[k]) & (true[k] != 0),
+                                              change[k] / np.abs(true[k]), 0.0).reshape(P, -1)
+                                     for k in kinds], axis=1), axis=1, initial=0.0)
+    newly = (rel > compare.RTOL_EXACT) & ~cond.ill
+    cond.lost = np.maximum(cond.lost, np.clip(np.log10(np.maximum(rel, 1e-300) /
+                                                       np.finfo(float).eps), 0, DIGITS))
+    if np.any(newly):
+        _precise_at(fn, sym, X, newly, cond, values, cols, hessian)
+    cond.ill = cond.ill | newly
+    ill = np.nonzero(cond.ill)[0]
+    if ill.size == 0:
+        return
+    cond.extra = {"forward": {k: np.where(cond.ill.reshape((P,) + (1,) * (v.ndim - 1)), v, 0.0)
+                              for k, v in change.items()}} if "forward" in names else {}
+    for name in ("reverse", "symbolic"):
+        if name in names and not (name == "symbolic" and np.all(cond.precise[ill])):
+            got = _engine_values(fn, X[ill].astype(np.longdouble), name, hessian, cols, sym)
+            cond.extra[name] = {}
+            for k in kinds:
+                full = np.zeros(values[name][k].shape)
+                full[ill] = _change({k: values[name][k][ill]}, got)[k]
+                cond.extra[name][k] = full
+
+
+def _engine_values(fn: Function, X: np.ndarray, name: str, hessian: bool, cols: list[int],
+                   sym: Any = None) -> dict[str, np.ndarray]:
+    if name == "symbolic":
+        J, H = sym.evaluate(X)
+    else:
+        jac, hess = {"forward": (ad.jacobian_forward, ad.hessian_forward),
+                     "reverse": (ad.jacobian_reverse, ad.hessian_reverse)}[name]
+        J = jac(fn.program, X)
+        H = hess(fn.program, X) if hessian else None
+    out = {"jacobian": np.asarray(J, dtype=float)[..., cols]}
+    if hessian:
+        out["hessian"] = np.asarray(H, dtype=float)[..., cols, :][..., cols]
+    return out
+
+
+def _change(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: np.nan_to_num(np.abs(a[k] - b[k]), nan=0.0, posinf=0.0) for k in a}
+
+
+def _precise_at(fn: Function, sym: Any, X: np.ndarray, where: np.ndarray, cond: Conditioning,
+                values: dict, cols: list[int], hessian: bool) -> None:
+    """The 50-digit values at more points (those found ill-conditioned late)."""
+    m, n = len(fn.exprs), len(fn.variables)
+    exact = symbolic.precise_values(_flat(fn.exprs, sym), fn.variables, X[where])
+    if exact is None:
+        return
+    true = np.array([[float(v) for v in row] for row in exact], dtype=float)
+    cond.value[where] = true[:, :m]
+    cond.jacobian[where] = true[:, m:m + m * n].reshape(-1, m, n)
+    if hessian:
+        cond.hessian[where] = true[:, m + m * n:].reshape(-1, m, n, n)
+    cond.precise = cond.precise | where
+    if "symbolic" in values:
+        values["symbolic"]["jacobian"][where] = cond.jacobian[where][..., cols]
+        if hessian:
+            values["symbolic"]["hessian"][where] = cond.hessian[where][..., cols, :][..., cols]
 
 
 def _require_representable(fn: Function, X: np.ndarray, cond: Conditioning) -> None:

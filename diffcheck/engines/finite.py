@@ -109,6 +109,7 @@ class _Best:
     settled: np.ndarray | None = None  # its column's finest changes shrink (or are rounding)
     clash: np.ndarray | None = None  # another kind of difference contradicts it
     union: tuple[np.ndarray, np.ndarray] | None = None  # (value, err) covering both
+    lonely: np.ndarray | None = None  # only the central difference converges (see _pick)
 
 
 def richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int = 1,
@@ -302,15 +303,17 @@ class _Values:
     the rounding scale of each value (``eps`` times it bounds the value's rounding error).
 
     The rounding scale is ``|f|``, or more where f cancels: with ``fscale`` a callable, its
-    bound at each point wherever x itself is ill-conditioned (the cancellation near a pole
-    or at a small difference of large terms changes quickly with the point); otherwise the
-    excess at x (``fscale - |f(x)|``) scaled down with |f| away from x."""
+    bound at each point when ``pointwise`` or wherever x itself is ill-conditioned (the
+    cancellation near a pole or at a small difference of large terms changes quickly with
+    the point, and a factor that vanishes at x can hide it there); otherwise the excess at x
+    (``fscale - |f(x)|``) scaled down with |f| away from x."""
 
-    def __init__(self, f: Batch, domain: Domain | None, fscale: Scale | None):
+    def __init__(self, f: Batch, domain: Domain | None, fscale: Scale | None,
+                 pointwise: bool = False):
         self.f, self.domain, self.fscale = f, domain, fscale
         self.excess: np.ndarray | float = 0.0
         self.f0 = np.zeros(0)
-        self.exact = False
+        self.exact = pointwise and callable(fscale)
 
     def __call__(self, pts: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -328,7 +331,8 @@ class _Values:
         big = self._bound(x[None, :])
         if big is not None:
             self.excess = np.maximum(big[0] - self.f0, 0.0)
-            self.exact = callable(self.fscale) and bool(np.any(self.excess > KAPPA * self.f0))
+            self.exact = self.exact or (callable(self.fscale) and
+                                        bool(np.any(self.excess > KAPPA * self.f0)))
         return f0, self.f0 + self.excess
 
     def _bound(self, pts: np.ndarray) -> np.ndarray | None:
@@ -603,6 +607,7 @@ def _pick(cands: list[tuple[_Best, np.ndarray]]) -> tuple[_Best, np.ndarray]:
     hi = np.where(settled, value + err, -np.inf)
     clash = np.zeros(value.shape, bool)
     wide = err.copy()
+    blank = (rnd >= trunc) & (np.abs(value) <= err)
     with np.errstate(invalid="ignore"):
         for b, _ in cands:
             apart = np.isfinite(b.err) & np.isfinite(err) & \
@@ -612,12 +617,25 @@ def _pick(cands: list[tuple[_Best, np.ndarray]]) -> tuple[_Best, np.ndarray]:
             lo = np.where(member, np.minimum(lo, b.value - b.err), lo)
             hi = np.where(member, np.maximum(hi, b.value + b.err), hi)
             # an estimate about as good that says something else: cover it too (a kink in a
-            # higher derivative just beside x fools one kind of difference exactly)
-            near = (b.err <= COMPARABLE * err) & np.isfinite(b.value) & np.isfinite(value)
+            # higher derivative just beside x fools one kind of difference exactly); and where
+            # the best is nothing but rounding (no digit above it), any other that resolves
+            # more (a central difference straddling a kink sees 0 where a one-sided one sees
+            # the slope)
+            near = (b.err <= COMPARABLE * err) | blank
+            near &= np.isfinite(b.value) & np.isfinite(value) & np.isfinite(b.err)
             wide = np.where(near, np.maximum(wide, np.abs(b.value - value) + b.err), wide)
     err = wide
     union = ((lo + hi) / 2, (hi - lo) / 2)
-    return _Best(value, err, trunc, rnd, step, settled, clash, union), fin | clash
+    # a central difference that converges while no one-sided one can is straddling a pole
+    # or a kink it cannot see (1/(x - c) * (y - sin(y)) at y = 0: the mixed difference
+    # settles on 1/6 for every step wider than x - c); one-sided ones converge wherever f
+    # is smooth on their side
+    lonely = np.zeros(value.shape, bool)
+    if len(cands) > 1:
+        lonely = np.isfinite(cands[0][0].err) & (cands[0][0].err == err) & \
+            np.all([~np.isfinite(b.err) for b, _ in cands[1:]], axis=0)
+    return _Best(value, err, trunc, rnd, step, settled, clash, union, lonely), \
+        fin | clash | lonely
 
 
 # -- the driver: base ladder, restarts below domain edges, extensions ------------------------
@@ -668,7 +686,7 @@ def _solve(scheme, values: _Values, x: np.ndarray):
 
 def _row(b: _Best, e: int) -> _Best:
     return _Best(b.value[e], b.err[e], b.trunc[e], b.round[e], b.step[e], b.settled[e],
-                 b.clash[e], (b.union[0][e], b.union[1][e]))
+                 b.clash[e], (b.union[0][e], b.union[1][e]), b.lonely[e])
 
 
 def _final(en: _Entry) -> tuple[np.ndarray, np.ndarray]:
@@ -683,7 +701,7 @@ def _final(en: _Entry) -> tuple[np.ndarray, np.ndarray]:
     union = b.clash & np.isfinite(b.union[1]) & (b.union[1] >= 0)
     value = np.where(union, b.union[0], b.value)
     err = np.where(union, b.union[1], b.err)
-    unresolved = (en.finer & ~b.clash) | (b.clash & ~union)
+    unresolved = (en.finer & ~b.settled & ~b.clash) | (b.clash & ~union) | b.lonely
     return np.where(unresolved, np.nan, value), np.where(unresolved, np.inf, err)
 
 
@@ -699,8 +717,8 @@ def _wild(scheme, values: _Values, x: np.ndarray, f0: np.ndarray, data: dict) ->
                            if k in ("plus", "minus", "v")] + [f0[None]])
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # (an all-NaN output)
-        size = np.nan_to_num(np.nanmedian(np.abs(np.where(np.isfinite(seen), seen, np.nan)),
-                                          axis=0))  # typical |f| (robust to spikes)
+        size = np.nan_to_num(np.nanpercentile(np.abs(np.where(np.isfinite(seen), seen, np.nan)),
+                                              75, axis=0))  # typical |f| (robust to spikes)
     size = np.maximum(size, np.abs(np.nan_to_num(f0)))
     with np.errstate(invalid="ignore"):
         jump = np.abs(near - f0) > CHAOS * size
@@ -856,7 +874,7 @@ def _reestimate(scheme, f0, s0, entries, active, value, err) -> None:
 
 # -- public functions ----------------------------------------------------------------------
 def jacobian(f: Batch, x: np.ndarray, *, fscale: Scale | None = None,
-             domain: Domain | None = None, one_sided: bool = False):
+             domain: Domain | None = None, one_sided: bool = False, pointwise: bool = False):
     """Jacobian ``(m, n)`` of ``f`` at ``x`` and the estimated absolute error per entry.
 
     ``f`` maps a batch of points ``(Q, n)`` to values ``(Q, m)``, NaN (or inf) where it is
@@ -864,11 +882,11 @@ def jacobian(f: Batch, x: np.ndarray, *, fscale: Scale | None = None,
     functions that return finite numbers outside their domain. ``fscale`` is an optional
     bound on the rounding scale of f: ``(m,)`` at x, or a callable giving it ``(Q, m)`` at
     a batch of points (see ``engines.rounding.rounding_bound``), used at the ladder's points
-    where x is ill-conditioned. ``one_sided=True`` also tries forward and backward
-    differences (a kink or a domain edge just beside x); where they contradict each other
-    to the end, the error covers them all. Without it, only central differences: at a kink
-    itself, their average of the two sides. An entry that cannot be resolved is NaN with
-    an infinite error.
+    where x is ill-conditioned, or everywhere with ``pointwise=True``. ``one_sided=True``
+    also tries forward and backward differences (a kink or a domain edge just beside x);
+    where they contradict each other to the end, the error covers them all. Without it,
+    only central differences: at a kink itself, their average of the two sides. An entry
+    that cannot be resolved is NaN with an infinite error.
 
     >>> J, err = jacobian(lambda X: np.log(X), np.array([1e-6]))  # steps fit below 1e-6
     >>> bool(abs(J[0, 0] - 1e6) <= err[0, 0] < 1e-3)
@@ -876,12 +894,13 @@ def jacobian(f: Batch, x: np.ndarray, *, fscale: Scale | None = None,
     """
     x = np.asarray(x, dtype=float)
     with np.errstate(all="ignore"):
-        value, err = _solve(_First(x, one_sided), _Values(f, domain, fscale), x)
+        value, err = _solve(_First(x, one_sided), _Values(f, domain, fscale, pointwise), x)
     return value.T, err.T
 
 
 def hessian(f: Batch, x: np.ndarray, *, fscale: Scale | None = None,
-            levels: int = LEVELS, domain: Domain | None = None, one_sided: bool = False):
+            levels: int = LEVELS, domain: Domain | None = None, one_sided: bool = False,
+            pointwise: bool = False):
     """Hessians ``(m, n, n)`` of ``f`` at ``x`` and estimated absolute errors.
 
     Uses the four-point mixed difference
@@ -898,7 +917,7 @@ def hessian(f: Batch, x: np.ndarray, *, fscale: Scale | None = None,
     n = x.size
     scheme = _Second(x, levels, one_sided)
     with np.errstate(all="ignore"):
-        best, err = _solve(scheme, _Values(f, domain, fscale), x)
+        best, err = _solve(scheme, _Values(f, domain, fscale, pointwise), x)
     m = best.shape[1]
     ia, ib = scheme.ia, scheme.ib
     H = np.zeros((m, n, n))
