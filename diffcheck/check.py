@@ -442,10 +442,10 @@ class Conditioning:
         """Rounding bars of the float64 engines' entries at point ``p`` (wrt columns)."""
         cols = list(range(len(fn.wrt)))
         eps = np.finfo(float).eps
-        bars = {"jacobian": ROUNDING_BAR * eps * self.bound["jacobian"][p][..., cols]}
-        if self.hessian is not None:
-            bars["hessian"] = ROUNDING_BAR * eps * self.bound["hessian"][p][..., cols, :][
-                ..., cols]
+        finite = {k: np.nan_to_num(v[p], posinf=0.0) for k, v in self.bound.items()}
+        bars = {"jacobian": ROUNDING_BAR * eps * finite["jacobian"][..., cols]}
+        if self.hessian is not None:  # (a bound that overflowed gives no bar of its own)
+            bars["hessian"] = ROUNDING_BAR * eps * finite["hessian"][..., cols, :][..., cols]
         extra = {e: {k: ROUNDING_BAR * v[p] for k, v in kinds.items()}
                  for e, kinds in self.extra.items()}
         return compare.Rounding(bars, ("symbolic",) if self.precise[p] else (), extra)
@@ -465,10 +465,12 @@ def conditioning(fn: Function, sym: Any, X: np.ndarray, hessian: bool) -> Condit
     # at well-conditioned points float64 already has the digits that matter; elsewhere (and
     # where a value overflows float64, to say by how much) the formulas get 50+ digits
     ill = _ill(bound, flat64)
-    # a float64 zero with a rounding bound may be a total cancellation: ask the digits too
+    # a float64 zero with a rounding bound may be a total cancellation, a bound that
+    # overflowed (an intermediate beyond float64) may hide anything: ask the digits too
     vanished = np.any((flat64 == 0) & (bound > 0) & np.isfinite(bound), axis=1)
-    want = ill | vanished | np.any(~np.isfinite(flat64), axis=1)
+    want = ill | vanished | np.any(~np.isfinite(flat64) | ~np.isfinite(bound), axis=1)
     true, exact = flat64.copy(), None
+    observed = np.zeros(P)
     if np.any(want):
         digits = symbolic.PRECISE_DIGITS + np.clip(np.max(_lost(bound, flat64), axis=1,
                                                           initial=0.0) - 20, 0, 250)
@@ -476,9 +478,17 @@ def conditioning(fn: Function, sym: Any, X: np.ndarray, hessian: bool) -> Condit
                                         digits=digits[want].astype(int))
         if exact is not None:
             true[want] = [[float(v) for v in row] for row in exact]
-            ill[want] = _ill(bound[want], true[want])
+            with np.errstate(all="ignore"):  # float64 observably off: ill too
+                off = np.isfinite(true[want]) & ~(np.abs(flat64[want] - true[want]) <=
+                                                  compare.RTOL_EXACT * np.abs(true[want]) +
+                                                  compare.SUBNORMAL)
+            ill[want] = _ill(bound[want], true[want]) | np.any(off, axis=1)
+            seen = np.any(off, axis=1)  # what float64 observably lost counts as lost
+            observed = np.zeros(P)
+            observed[np.nonzero(want)[0][seen]] = DIGITS
     known = np.isfinite(true) & (true != 0) & np.isfinite(bound)
     lost = np.max(np.where(known, _lost(bound, true), 0.0), axis=1, initial=0.0)
+    lost = np.maximum(lost, observed)
     J = true[:, m:m + m * n].reshape(P, m, n)
     H = true[:, m + m * n:].reshape(P, m, n, n) if hessian else None
     kinds = {"value": bound_f, "jacobian": bound_d[:, :m * n].reshape(P, m, n)}

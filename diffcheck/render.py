@@ -95,11 +95,11 @@ def _conditioning_lines(report: Report, p: PointResult) -> list[str]:
     lines = []
     if p.ill_conditioned:
         lost = "all" if p.digits_lost >= 15.95 else f"{p.digits_lost:.0f}"
-        how = ("symbolic is evaluated with 50+ digits; the float64 engines carry the rounding "
+        how = ("symbolic is evaluated with 50+ digits, the float64 engines carry the rounding "
                "shown as ±" if p.precise else
                "every engine computes in float64 and carries the rounding shown as ±")
-        lines.append(f"  ill-conditioned: float64 loses {lost} of its 16 digits here (a small "
-                     "difference of large terms);")
+        lines.append(f"  ill-conditioned: float64 loses {lost} of its 16 digits here "
+                     "(cancellation, or overflow on the way);")
         lines.append(f"    {how}")
         if p.verdict.rounding_limited:
             who = ", ".join(p.verdict.rounding_limited)

@@ -99,7 +99,7 @@ def test_cancellation_is_flagged_and_the_symbolic_column_shows_the_true_value(ca
     assert code == 0
     assert "0.166667500002" in out.split("df/dx")[-1].split()[0] or \
         "df/dx  0.166667500002" in out
-    assert "ill-conditioned: float64 loses all of its 16 digits" in out
+    assert "ill-conditioned: float64 loses all of its 16 digits here" in out
     assert "forward, reverse agree with symbolic only within that rounding" in out
     assert "0.360704214967 ±" in out  # the float64 value, with its honest bar
     last = out.strip().splitlines()[-1]

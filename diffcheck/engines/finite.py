@@ -826,6 +826,7 @@ def _probe(scheme, values, f0, s0, entries, es: list[int]) -> dict[int, int | No
         grows = np.abs(D[1:]) - np.abs(D[:-1]) > size + FINER * rounding[1:]
         grows[1:] |= _trend(D[1:] - D[:-1], D)  # (stride PROBE levels: growth of 16 to 256)
     present = data["present"]
+    settled |= ~present[1:, :, None]  # (the last present level has no finer neighbour)
     last = np.ones((1, *settled.shape[1:]), bool)
     good = np.all(np.concatenate([settled, last]) & fits, axis=-1)  # (count, c)
     run = _contiguous(good | ~present) & present
