@@ -271,7 +271,7 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool, *,
         else:
             J, H, errors["finite"] = _finite(fn, X, hessian)
             if cond is not None:
-                errors["finite"] = _with_rounding(errors["finite"], cond, cols)
+                errors["finite"] = _with_rounding(errors["finite"], fn, sym, X, cond, cols)
         values[name] = {"jacobian": J[..., cols]}
         if hessian:
             values[name]["hessian"] = H[..., cols, :][..., cols]
@@ -303,18 +303,33 @@ def _finite(fn: Function, X: np.ndarray, hessian: bool):
     return np.array(Js), np.array(Hs) if hessian else None, errs
 
 
-def _with_rounding(errs: dict[str, np.ndarray], cond: Conditioning, cols: list[int]
-                   ) -> dict[str, np.ndarray]:
-    """Finite differences measure the derivative of f as float64 evaluates it; where that
-    differs from f smoothly (a rounded intermediate that does not change along the step:
-    asin(x - 1.3) with x fixed, differentiated in y), the difference is no noise to them.
-    Its size is the float64 rounding of the derivative itself: added to their error."""
+def _with_rounding(errs: dict[str, np.ndarray], fn: Function, sym: Any, X: np.ndarray,
+                   cond: Conditioning, cols: list[int]) -> dict[str, np.ndarray]:
+    """Finite differences measure the derivative of f as float64 evaluates it. Where an
+    intermediate that does not vary along the step is rounded (asin(x - 1.3) * y,
+    differentiated in y), f differs from its float64 self smoothly along the step: no noise
+    to them, yet their estimate is off by it. Its size is the running-error bound of the
+    derivative formula counting only the operations that do not depend on the step's
+    variable (both variables of a Hessian entry): added to their error. Skipped for
+    formulas too large (one bound per variable)."""
+    P, m = X.shape[0], len(fn.exprs)
+    n = len(fn.variables)
+    if not cols or len(sym.program.nodes) * n > POINTWISE_WORK:
+        return errs
     eps = np.finfo(float).eps
-    out = {"jacobian": errs["jacobian"] + SAFETY_ROUNDING * eps *
-           np.nan_to_num(cond.bound["jacobian"][..., cols], posinf=0.0)}
-    if "hessian" in errs:
-        out["hessian"] = errs["hessian"] + SAFETY_ROUNDING * eps * np.nan_to_num(
-            cond.bound["hessian"][..., cols, :][..., cols], posinf=0.0)
+    inexact = _inexact_constants(sym, fn.exprs)
+    smooth = [np.nan_to_num(rounding_bound(sym.program, X, constants=inexact, varying=i),
+                            posinf=0.0) for i in cols]
+    jac = np.stack([s_[:, :m * n].reshape(P, m, n)[..., i] for i, s_ in zip(cols, smooth,
+                                                                         strict=True)], -1)
+    out = {"jacobian": errs["jacobian"] + SAFETY_ROUNDING * eps * jac}
+    if "hessian" in errs:  # entry (a, b): what varies along neither (at most either bound)
+        H = [s_[:, m * n:].reshape(P, m, n, n)[..., cols, :][..., cols] for s_ in smooth]
+        both = np.zeros(errs["hessian"].shape)
+        for a in range(len(cols)):
+            for b in range(len(cols)):
+                both[..., a, b] = np.minimum(H[a][..., a, b], H[b][..., a, b])
+        out["hessian"] = errs["hessian"] + SAFETY_ROUNDING * eps * both
     return out
 
 

@@ -33,13 +33,15 @@ EPS = float(np.finfo(float).eps)
 class Bounded(Traced):
     """A value and the bound ``bound`` (units of eps) on the rounding error it carries."""
 
-    __slots__ = ("val", "bound", "level", "constants")
+    __slots__ = ("val", "bound", "level", "constants", "varies")
 
-    def __init__(self, val: Any, bound: Any, level: int, constants: Any = True):
+    def __init__(self, val: Any, bound: Any, level: int, constants: Any = True,
+                 varies: bool = False):
         self.val = val
         self.bound = bound
         self.level = level
         self.constants = constants  # which constants are rounded: all, none, or a set
+        self.varies = varies  # depends on the input whose own roundings are not counted
 
     @classmethod
     def apply(cls, prim: Any, args: tuple, params: dict, level: int) -> Bounded:
@@ -47,15 +49,16 @@ class Bounded(Traced):
             raise UnsupportedError(f"no rounding bound for the structural row {prim.name}")
         mine = [a for a in args if isinstance(a, Bounded) and a.level == level]
         constants = mine[0].constants
+        varies = any(a.varies for a in mine)
         primal = [a.val if isinstance(a, Bounded) and a.level == level else a for a in args]
         out = prim(*primal, **params)
-        bound = np.abs(out)
+        bound = np.zeros(np.shape(out)) if varies else np.abs(out)
         for i, a in enumerate(args):
             carried = _carried(a, level, constants)
             if carried is not None and np.any(carried != 0):  # (exact: inf * 0 is no bound)
                 through = np.abs(prim.partials[i](*primal, out)) * carried
                 bound = bound + np.where(carried == 0, 0.0, through)
-        return cls(out, bound, level, constants)
+        return cls(out, bound, level, constants, varies)
 
 
 def _carried(a: Any, level: int, constants: Any) -> Any:
@@ -71,18 +74,20 @@ def _carried(a: Any, level: int, constants: Any) -> Any:
 
 
 def rounding_bound(prog: Any, X: np.ndarray, *, constants: Any = True,
-                   with_values: bool = False) -> Any:
+                   with_values: bool = False, varying: int | None = None) -> Any:
     """``(P, outputs)``: the running error bound of each output at each point (units of eps).
 
     ``constants``: True counts every constant that is not a whole number as rounded, a set
     of floats counts those, False none (a fixed perturbation of the function, smooth in x,
     which finite differences do not see as noise). Non-finite bounds (an infinite partial
     somewhere) come back as ``inf``. ``with_values=True`` returns ``(values, bounds)``: the
-    outputs themselves come with the bounds at no extra cost.
+    outputs themselves come with the bounds at no extra cost. ``varying=i`` leaves out the
+    roundings of operations that depend on input i: what remains perturbs the outputs
+    smoothly along x_i (finite differences along x_i see the rest as noise).
     """
     P, n = X.shape
     level = next_level()
-    inputs = [Bounded(np.ascontiguousarray(X[:, i]), np.zeros(P), level, constants)
+    inputs = [Bounded(np.ascontiguousarray(X[:, i]), np.zeros(P), level, constants, i == varying)
               for i in range(n)]
     with np.errstate(all="ignore"):
         outs = prog.evaluate(inputs)
