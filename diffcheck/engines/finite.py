@@ -58,7 +58,7 @@ COMPARABLE = 4.0  #: a kind of difference whose error is within this factor of t
 CONTRACT = 0.7  #: in the asymptotic regime a change is at most this fraction of the one
 #: before (the theory: 1/4 central, 1/2 one-sided; this is for one-sided, half for central)
 CHAOS = 0.01  #: f jumping by this fraction of its size across one float: unresolvable
-TREND = 1.8  #: two changes of one sign, each this many times the one before: a trend
+TREND = 1.8  #: differences of one sign, each this many times the one before: a trend
 FINER = 16.0  #: smaller steps help while the finest differences change by more than this
 #: many times their rounding
 
@@ -140,7 +140,8 @@ def richardson(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int = 
 
 
 def _table(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int, base: float,
-           orders: int, gain: Callable[[int], float]) -> _Best:
+           orders: int, gain: Callable[[int], float], plain: np.ndarray | None = None
+           ) -> _Best:
     """Richardson table of differences ``D`` (L, ...) whose error expands in powers of
     ``h**(log2 base)``; ``noise`` (L, ...) is the rounding scale of the values at each level.
     Invalid levels are NaN; a candidate built from one has an infinite error."""
@@ -154,7 +155,7 @@ def _table(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int, base:
     best_tr, best_rn = np.full(shape, np.inf), np.full(shape, np.inf)
     best_step = np.full(shape, np.nan)
     with np.errstate(invalid="ignore", over="ignore"):
-        growing = _growing(D, h, noise, power, base)
+        growing = _growing(D, h, noise, power, base, noise if plain is None else plain)
         for lvl in range(1, orders + 1):
             g = gain(lvl)
             window = _window_max(noise, lvl)
@@ -181,8 +182,8 @@ def _table(D: np.ndarray, h: np.ndarray, noise: np.ndarray, *, power: int, base:
     return _Best(best, SAFETY * best_err, best_tr, best_rn, best_step)
 
 
-def _growing(D: np.ndarray, h: np.ndarray, noise: np.ndarray, power: int, base: float
-             ) -> np.ndarray:
+def _growing(D: np.ndarray, h: np.ndarray, noise: np.ndarray, power: int, base: float,
+             plain: np.ndarray) -> np.ndarray:
     """Rows outside the asymptotic regime, where extrapolation is not valid.
 
     There each halving of the step shrinks the change ``c_j = |D[j] - D[j-1]|`` (by 4 for
@@ -191,7 +192,8 @@ def _growing(D: np.ndarray, h: np.ndarray, noise: np.ndarray, power: int, base: 
     oscillation, or sit just below a singularity where the series in h converges too
     slowly), and so is every finer row until a change shrinks visibly above the rounding:
     differences that go from growing straight into rounding noise never resolved the
-    derivative (near a pole their trend hides under the rounding bound).
+    derivative (near a pole their trend hides under the rounding bound). ``plain``: the
+    rounding of the values themselves (4 eps |f|), below which no trend is read.
     """
     shape = np.broadcast_shapes(D.shape, noise.shape)
     out = np.zeros(shape, bool)
@@ -201,7 +203,7 @@ def _growing(D: np.ndarray, h: np.ndarray, noise: np.ndarray, power: int, base: 
     change = np.abs(step)
     slack = noise[2:] / h[2:] ** power
     limit = CONTRACT * (2.0 / base) * change[:-1]
-    grows = (change[1:] > limit + slack) | _trend(step, D)
+    grows = (change[1:] > limit + slack) | _trend(D, plain / h ** power)
     shrinks = (change[1:] <= limit) & (change[:-1] > 2 * slack)
     state = np.zeros(shape[1:], bool)  # the last visible trend was growth
     for j in range(2, D.shape[0]):
@@ -210,16 +212,18 @@ def _growing(D: np.ndarray, h: np.ndarray, noise: np.ndarray, power: int, base: 
     return out
 
 
-def _trend(step: np.ndarray, D: np.ndarray) -> np.ndarray:
-    """Row j - 1 (of ``step[1:]``): the last two changes have one sign and each grew at
-    least TREND times: a trend, however small against the rounding bound (rounding flips
-    signs; a pole's 1/h**2 does not, and where a bound is pessimistic, as for mixed second
-    differences of g(x) k(y), the pole's trend can hide under it). Changes within a few
-    hundred ulps of D are no trend."""
+def _trend(D: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Row j - 2 (for j >= 2): D[j-2], D[j-1], D[j] have one sign, each is at least TREND
+    times the one before, and the first is well above the rounding of the values themselves
+    (``floor``): a trend, however small against a rounding *bound* (rounding scatters D about
+    its value and flips its sign; a pole's 1/h**2 does not, and where a bound is
+    pessimistic, as for mixed second differences of g(x) k(y), the pole's trend can hide
+    under it; one ulp of f over h**2 alone also grows 4 times per halving, hence the floor)."""
+    a, b, c = D[:-2], D[1:-1], D[2:]
     with np.errstate(invalid="ignore"):
-        level = 256 * EPS * np.maximum(np.abs(D[1:-1]), np.abs(D[2:]))
-    a, b = step[:-1], step[1:]
-    return (np.sign(a) == np.sign(b)) & (np.abs(a) > level) & (np.abs(b) >= TREND * np.abs(a))
+        return (np.sign(a) == np.sign(b)) & (np.sign(b) == np.sign(c)) & \
+            (np.abs(a) > FINER * floor[:-2]) & \
+            (np.abs(b) >= TREND * np.abs(a)) & (np.abs(c) >= TREND * np.abs(b))
 
 
 def _window_max(noise: np.ndarray, lvl: int) -> np.ndarray:
@@ -259,6 +263,10 @@ def _finer_bounds(D: np.ndarray, h: np.ndarray, noise: np.ndarray, power: int
     return below, above
 
 
+def _plain(values: np.ndarray) -> np.ndarray:
+    return np.abs(np.where(np.isfinite(values), values, 0.0))
+
+
 def _level_noise(*scales: np.ndarray) -> np.ndarray:
     """Rounding scale of a difference per level: ``4 eps`` times the largest rounding scale
     of the values it uses (those at that level's points, not at the whole ladder: at a pole
@@ -285,6 +293,7 @@ class _Variant:
     base: float  # 4: error in powers of h**2 (central); 2: in powers of h (one-sided)
     orders: int
     gain: float  # factor on the amplification of rounding
+    plain: np.ndarray | None = None  # the same from |f| alone (the values' own rounding)
 
 
 @dataclass
@@ -412,10 +421,14 @@ class _First:
             central = np.where(okp & okm, _quotient(fp - fm, hp + hm), np.nan)
             forward = np.where(okp, _quotient(fp - f0, hp), np.nan)
             backward = np.where(okm, _quotient(f0 - fm, hm), np.nan)
-        out = [_Variant(central, _level_noise(sp, sm), 4.0, ORDERS, 1.0)]
+        ap, am, a0 = _plain(fp), _plain(fm), _plain(f0)
+        out = [_Variant(central, _level_noise(sp, sm), 4.0, ORDERS, 1.0,
+                        _level_noise(ap, am))]
         if self.one_sided:
-            out += [_Variant(forward, 2 * _level_noise(sp, s0), 2.0, ONE_SIDED_ORDERS, 1.0),
-                    _Variant(backward, 2 * _level_noise(sm, s0), 2.0, ONE_SIDED_ORDERS, 1.0)]
+            out += [_Variant(forward, 2 * _level_noise(sp, s0), 2.0, ONE_SIDED_ORDERS, 1.0,
+                             2 * _level_noise(ap, a0)),
+                    _Variant(backward, 2 * _level_noise(sm, s0), 2.0, ONE_SIDED_ORDERS, 1.0,
+                             2 * _level_noise(am, a0))]
         return out, okp & okm
 
     @staticmethod
@@ -495,8 +508,9 @@ class _Second:
         with np.errstate(all="ignore"):
             hh = d["ha"][..., None] * d["hb"][..., None]
             central = _central_second(v, pa, qa, qb, hh, diag)
+            av = _plain(v)
             out = [_Variant(np.where(fits, central, np.nan), _level_noise(*sv[:4]), 4.0,
-                            ORDERS, 2.0)]
+                            ORDERS, 2.0, _level_noise(*av[:4]))]
             quadrants = ((1, 1), (1, -1), (-1, 1), (-1, -1)) if self.one_sided else ()
             for corner, (sa, sb) in enumerate(quadrants):
                 ia, ib = (0 if sa > 0 else 1), (0 if sb > 0 else 1)
@@ -504,8 +518,9 @@ class _Second:
                                  sb * qb[ib], pa[ia] if sa == sb else None, diag)
                 good = ok[corner] & ok[4 + ia] & ok[6 + ib]
                 nz = 4.0 * _level_noise(sv[corner], sv[4 + ia], sv[6 + ib], s0)
+                pz = 4.0 * _level_noise(av[corner], av[4 + ia], av[6 + ib], _plain(f0))
                 out.append(_Variant(np.where(good, quad, np.nan), nz, 2.0, ONE_SIDED_ORDERS,
-                                    1.0))
+                                    1.0, pz))
         return out, fits
 
     @staticmethod
@@ -566,7 +581,8 @@ def _candidate(v: _Variant, h: np.ndarray, power: int) -> tuple[_Best, np.ndarra
     def gain(lvl: int) -> float:
         return v.gain * _amplification(lvl, v.base)
 
-    b = _table(v.D, h, v.noise, power=power, base=v.base, orders=v.orders, gain=gain)
+    b = _table(v.D, h, v.noise, power=power, base=v.base, orders=v.orders, gain=gain,
+               plain=v.plain)
     D = v.D
     last = D.shape[0] - 1 - np.argmax(np.isfinite(D)[::-1], axis=0)  # finest usable level
 
@@ -824,7 +840,7 @@ def _probe(scheme, values, f0, s0, entries, es: list[int]) -> dict[int, int | No
         settled = gap <= size + FINER * rounding[1:]
         clear = (gap <= size) & (rounding[:-1] < size)  # the coarser one is clear of rounding
         grows = np.abs(D[1:]) - np.abs(D[:-1]) > size + FINER * rounding[1:]
-        grows[1:] |= _trend(D[1:] - D[:-1], D)  # (stride PROBE levels: growth of 16 to 256)
+        grows[1:] |= _trend(D, variants[0].plain / h ** scheme.power)  # (16x to 256x)
     present = data["present"]
     settled |= ~present[1:, :, None]  # (the last present level has no finer neighbour)
     last = np.ones((1, *settled.shape[1:]), bool)
