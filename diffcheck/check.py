@@ -269,7 +269,9 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool, *,
 
             J, H = jaxref.derivatives(fn.program, X, hessian=hessian)
         else:
-            J, H, errors["finite"] = _finite(fn, X, hessian)
+            same = cond is not None and not cond.inexact  # (then both bounds are one)
+            J, H, errors["finite"] = _finite(fn, X, hessian,
+                                             cond.bound["value"] if same else None)
             if cond is not None:
                 errors["finite"] = _with_rounding(errors["finite"], fn, sym, X, cond, cols)
         values[name] = {"jacobian": J[..., cols]}
@@ -278,8 +280,14 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool, *,
     return values, errors, sym
 
 
-def _finite(fn: Function, X: np.ndarray, hessian: bool):
+def _finite(fn: Function, X: np.ndarray, hessian: bool, known: np.ndarray | None = None):
+    """Finite differences at every point; ``known`` (P, m): f's rounding bound at the
+    points, when already computed."""
     def fscale(P: np.ndarray) -> np.ndarray:
+        if known is not None and P.shape[0] == 1:
+            hit = np.nonzero(np.all(X == P[0], axis=1))[0]
+            if hit.size:
+                return known[hit[:1]]
         return rounding_bound(fn.program, P, constants=False)
 
     # f's rounding bound at every point of the ladders where that is cheap (the expressions
@@ -452,6 +460,7 @@ class Conditioning:
     precise: np.ndarray  # (P,) bool: the values there have 50+ digits behind them
     exact: np.ndarray | None  # the mpmath values (P, entries; None where not computed)
     extra: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # _recondition
+    inexact: set[float] = field(default_factory=set)  # constants float64 rounds
 
     def rounding(self, p: int, fn: Function) -> compare.Rounding:
         """Rounding bars of the float64 engines' entries at point ``p`` (wrt columns)."""
@@ -514,7 +523,7 @@ def conditioning(fn: Function, sym: Any, X: np.ndarray, hessian: bool) -> Condit
         full = np.full(true.shape, None, dtype=object)
         full[want] = exact
     return Conditioning(kinds, lost, ill, true[:, :m], J, H, want & (exact is not None),
-                        full)
+                        full, inexact=inexact)
 
 
 def _ill(bound: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -47,18 +47,27 @@ class Bounded(Traced):
     def apply(cls, prim: Any, args: tuple, params: dict, level: int) -> Bounded:
         if prim.structural:
             raise UnsupportedError(f"no rounding bound for the structural row {prim.name}")
-        mine = [a for a in args if isinstance(a, Bounded) and a.level == level]
-        constants = mine[0].constants
-        varies = any(a.varies for a in mine)
-        primal = [a.val if isinstance(a, Bounded) and a.level == level else a for a in args]
-        out = prim(*primal, **params)
-        bound = np.zeros(np.shape(out)) if varies else np.abs(out)
+        primal, mine = [], []
+        for a in args:
+            own = isinstance(a, Bounded) and a.level == level
+            primal.append(a.val if own else a)
+            mine.append(own)
+        first = args[mine.index(True)]
+        constants = first.constants
+        varies = any(a.varies for a, own in zip(args, mine, strict=True) if own)
+        out = prim.impl(*primal, **params) if not any(
+            isinstance(p, Traced) for p in primal) else prim(*primal, **params)
+        bound = 0.0 if varies else np.abs(out)
         for i, a in enumerate(args):
-            carried = _carried(a, level, constants)
-            if carried is not None and np.any(carried != 0):  # (exact: inf * 0 is no bound)
-                through = np.abs(prim.partials[i](*primal, out)) * carried
-                bound = bound + np.where(carried == 0, 0.0, through)
-        return cls(out, bound, level, constants, varies)
+            carried = a.bound if mine[i] else _carried(a, level, constants)
+            if carried is None or not np.any(carried):
+                continue
+            through = np.abs(prim.partials[i](*primal, out)) * carried
+            if not np.all(carried):  # (exact values carry none: inf * 0 is no bound)
+                through = np.where(carried == 0, 0.0, through)
+            bound = bound + through
+        return cls(out, np.broadcast_to(bound, np.shape(out)) if np.ndim(bound) == 0 and
+                   np.ndim(out) else bound, level, constants, varies)
 
 
 def _carried(a: Any, level: int, constants: Any) -> Any:
