@@ -11,20 +11,27 @@ last extrapolation correction) plus rounding (``eps * scale / h``), is smallest 
   callback says no) is outside. A ladder whose central differences leave the domain
   restarts below the edge (at half the largest step that fits, found by probing every
   ``PROBE`` levels when none fits), so its steps stay well inside the Taylor radius; a
-  one-sided difference is used where only one side fits or where it resolves what a
-  central one cannot (a kink just beside the point).
-* **Resolution.** While an entry's error is dominated by truncation and halving the step
-  still helps (its finest differences change by more than rounding), the ladder is
-  extended by ``EXTEND`` levels, up to ``ROUNDS`` times: a function that oscillates a
-  million times per unit gets steps short enough. An entry that cannot be resolved (no
-  usable step, or still dominated by truncation when the steps run out) is NaN with an
-  infinite error: "not resolved", never a confident wrong value.
+  one-sided difference resolves what a central one cannot (a kink just beside the point).
+* **Resolution.** A candidate counts only in the asymptotic regime: where halving the
+  step shrinks the change between successive differences (by 4 central, 2 one-sided).
+  While an entry's error is dominated by truncation and halving the step still helps (its
+  finest differences change by more than rounding), the ladder is extended by ``EXTEND``
+  levels, then probed every ``PROBE`` levels for where the differences settle, and
+  restarted there: a function that oscillates a million times per unit, or a pole 1e-150
+  away, gets steps short enough. An entry that cannot be resolved (no usable step, f
+  jumping across one float, still dominated by truncation when the steps run out) is NaN
+  with an infinite error: "not resolved", never a confident wrong value.
+* **Rounding.** Per level, from the values that level uses (their running-error bound
+  with ``fscale``), not from the whole ladder.
+* **One-sided** differences join in with ``one_sided=True`` (the expression checks);
+  without it (the default, the NumPy checks) only central differences are used, so a
+  point on a kink gets the average of its two sides.
 
 >>> f = lambda X: np.stack([np.sin(X[:, 0]) * X[:, 1]], axis=1)
 >>> J, err = jacobian(f, np.array([0.5, 2.0]))
 >>> bool(abs(J[0, 0] - 2 * np.cos(0.5)) <= err[0, 0] < 1e-9)
 True
->>> J, err = jacobian(lambda X: np.sqrt(X), np.array([1e-300]))  # the edge at 1e-300
+>>> J, err = jacobian(lambda X: np.sqrt(X), np.array([1e-300]))  # its edge 1e-300 away
 >>> bool(abs(J[0, 0] - 0.5e150) <= err[0, 0] < 1e-6 * 0.5e150)
 True
 """
@@ -603,55 +610,61 @@ def _candidate(v: _Variant, h: np.ndarray, power: int) -> tuple[_Best, np.ndarra
 
 
 def _pick(cands: list[tuple[_Best, np.ndarray]]) -> tuple[_Best, np.ndarray]:
-    """Per entry, the candidate with the smallest error (the first on ties). Where two
-    kinds of differences contradict each other (their intervals do not overlap: a kink or a
-    pole just beside the point, straddled by one of them) the entry wants smaller steps."""
+    """Per entry, the candidate with the smallest error (the first on ties), its error
+    widened to what the other kinds of differences say (see :func:`_others`); and whether
+    the entry wants smaller steps: its candidate does, two kinds contradict each other
+    (their intervals do not overlap: a kink or a pole just beside the point, straddled by
+    one of them), or only the central difference converges (one-sided ones converge wherever
+    f is smooth on their side: a central one alone is straddling something it cannot see)."""
+    best, fin = _smallest(cands)
+    err, clash, union = _others(best, cands)
+    lonely = np.zeros(best.value.shape, bool)
+    if len(cands) > 1:
+        lonely = np.isfinite(cands[0][0].err) & (cands[0][0].err == best.err) & \
+            np.all([~np.isfinite(b.err) for b, _ in cands[1:]], axis=0)
+    best = _Best(best.value, err, best.trunc, best.round, best.step, best.settled, clash,
+                 union, lonely)
+    return best, fin | clash | lonely
+
+
+def _smallest(cands: list[tuple[_Best, np.ndarray]]) -> tuple[_Best, np.ndarray]:
     best, finer = cands[0]
-    value, err = best.value.copy(), best.err.copy()
-    trunc, rnd, step, fin = best.trunc.copy(), best.round.copy(), best.step.copy(), finer.copy()
-    settled = best.settled.copy()
+    out = {k: getattr(best, k).copy() for k in ("value", "err", "trunc", "round", "step",
+                                                "settled")}
+    fin = finer.copy()
     for b, f in cands[1:]:
-        better = b.err < err
-        value = np.where(better, b.value, value)
-        err = np.where(better, b.err, err)
-        trunc = np.where(better, b.trunc, trunc)
-        rnd = np.where(better, b.round, rnd)
-        step = np.where(better, b.step, step)
+        better = b.err < out["err"]
+        for k in out:
+            out[k] = np.where(better, getattr(b, k), out[k])
         fin = np.where(better, f, fin)
-        settled = np.where(better, b.settled, settled)
-    lo = np.where(settled, value - err, np.inf)
-    hi = np.where(settled, value + err, -np.inf)
+    return _Best(**out), fin
+
+
+def _others(best: _Best, cands: list[tuple[_Best, np.ndarray]]):
+    """``(err, clash, union)``: the best's error widened to cover every kind about as good
+    that says something else (a kink in a higher derivative just beside x fools one kind
+    exactly), or, where the best is nothing but rounding, every kind that resolves more (a
+    central difference straddling a kink sees 0 where a one-sided one sees the slope);
+    where kinds contradict each other; and the interval covering every kind that converges
+    (for an entry whose contradiction outlives the refinement)."""
+    value, err = best.value, best.err
+    lo = np.where(best.settled, value - err, np.inf)
+    hi = np.where(best.settled, value + err, -np.inf)
     clash = np.zeros(value.shape, bool)
     wide = err.copy()
-    blank = (rnd >= trunc) & (np.abs(value) <= err)
+    blank = (best.round >= best.trunc) & (np.abs(value) <= err)
     with np.errstate(invalid="ignore"):
         for b, _ in cands:
             apart = np.isfinite(b.err) & np.isfinite(err) & \
                 (np.abs(b.value - value) > b.err + err)
             clash |= apart
-            member = apart & b.settled  # the union covers the kinds that converge
+            member = apart & b.settled
             lo = np.where(member, np.minimum(lo, b.value - b.err), lo)
             hi = np.where(member, np.maximum(hi, b.value + b.err), hi)
-            # an estimate about as good that says something else: cover it too (a kink in a
-            # higher derivative just beside x fools one kind of difference exactly); and where
-            # the best is nothing but rounding (no digit above it), any other that resolves
-            # more (a central difference straddling a kink sees 0 where a one-sided one sees
-            # the slope)
-            near = (b.err <= COMPARABLE * err) | blank
-            near &= np.isfinite(b.value) & np.isfinite(value) & np.isfinite(b.err)
+            near = ((b.err <= COMPARABLE * err) | blank) & np.isfinite(b.value) & \
+                np.isfinite(value) & np.isfinite(b.err)
             wide = np.where(near, np.maximum(wide, np.abs(b.value - value) + b.err), wide)
-    err = wide
-    union = ((lo + hi) / 2, (hi - lo) / 2)
-    # a central difference that converges while no one-sided one can is straddling a pole
-    # or a kink it cannot see (1/(x - c) * (y - sin(y)) at y = 0: the mixed difference
-    # settles on 1/6 for every step wider than x - c); one-sided ones converge wherever f
-    # is smooth on their side
-    lonely = np.zeros(value.shape, bool)
-    if len(cands) > 1:
-        lonely = np.isfinite(cands[0][0].err) & (cands[0][0].err == err) & \
-            np.all([~np.isfinite(b.err) for b, _ in cands[1:]], axis=0)
-    return _Best(value, err, trunc, rnd, step, settled, clash, union, lonely), \
-        fin | clash | lonely
+    return wide, clash, ((lo + hi) / 2, (hi - lo) / 2)
 
 
 # -- the driver: base ladder, restarts below domain edges, extensions ------------------------
