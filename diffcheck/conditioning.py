@@ -4,10 +4,11 @@
   symbolic derivative formulas evaluated in float64: ``eps * bound`` bounds the rounding of
   each entry. Where it exceeds the exact tolerance (float64 loses about 7 of its 16 digits:
   a small difference of large terms), the point is **ill-conditioned**.
-* **Extended precision.** Forward mode runs again in ``np.longdouble`` at every point: the
-  change is its own float64 rounding, which the formulas' bound cannot see when SymPy
-  arranges the formulas differently from f. A change above the tolerance flags the point
-  too; at flagged points every float64 engine reruns and its change joins its rounding bar.
+* **Extended precision.** Forward mode runs again in ``np.longdouble`` at every point
+  (for all but huge expressions): the change is its own float64 rounding, which the
+  formulas' bound cannot see when SymPy arranges the formulas differently from f. A change
+  above the tolerance flags the point too; at flagged points every float64 engine reruns
+  and its change joins its rounding bar.
   A wrong rule gives the same wrong value at any precision: that part of a bar cannot hide
   it.
 * **50 digits.** At flagged points (and where a float64 value is zero or infinite with a
@@ -44,6 +45,8 @@ SAFETY_ROUNDING = 2.0  #: the same for the part of a finite-difference bar it ad
 DIGITS = 16  #: decimal digits of float64
 SMOOTH_WORK = 20_000  #: (formula nodes x variables) up to which the smooth part of float64's
 #: perturbation is bounded per variable (see with_rounding)
+RERUN_WORK = 200_000  #: (Program nodes x variables) up to which forward mode reruns in
+#: extended precision at every point (beyond, only at the points the bounds flag)
 EPS = float(np.finfo(float).eps)
 
 
@@ -191,6 +194,10 @@ def recondition(fn: Function, X: np.ndarray, names: list[str], hessian: bool, sy
     if not fn.variables or np.finfo(np.longdouble).eps >= EPS:
         return
     cols = list(range(len(fn.wrt)))
+    if len(fn.program.nodes) * len(fn.variables) > RERUN_WORK:  # huge: at the bounds' word
+        if np.any(cond.ill):
+            _bars(fn, X, names, hessian, sym, values, cond, None, cols)
+        return
     base = values.get("forward") or engine_values(fn, X, "forward", hessian, cols)
     change = _change(base, engine_values(fn, X.astype(np.longdouble), "forward", hessian,
                                          cols))
@@ -219,14 +226,16 @@ def _relative(change: dict[str, np.ndarray], cond: Conditioning, cols: list[int]
 
 
 def _bars(fn: Function, X: np.ndarray, names: list[str], hessian: bool, sym: Any,
-          values: dict, cond: Conditioning, change: dict[str, np.ndarray],
+          values: dict, cond: Conditioning, change: dict[str, np.ndarray] | None,
           cols: list[int]) -> None:
     """Each float64 engine's change in extended precision, at the ill-conditioned points."""
     ill = np.nonzero(cond.ill)[0]
-    mask = cond.ill.reshape(-1, *(1,) * (change["jacobian"].ndim - 1))
-    cond.extra = {"forward": {k: np.where(mask, v, 0.0) for k, v in change.items()}} \
-        if "forward" in names else {}
-    for name in ("reverse", "symbolic"):
+    cond.extra = {}
+    if change is not None and "forward" in names:
+        mask = cond.ill.reshape(-1, *(1,) * (change["jacobian"].ndim - 1))
+        cond.extra["forward"] = {k: np.where(mask, v, 0.0) for k, v in change.items()}
+    for name in ("reverse", "symbolic") if change is not None else ("forward", "reverse",
+                                                                       "symbolic"):
         if name not in names or (name == "symbolic" and np.all(cond.precise[ill])):
             continue
         got = engine_values(fn, X[ill].astype(np.longdouble), name, hessian, cols, sym)
