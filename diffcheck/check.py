@@ -18,13 +18,23 @@ import numpy as np
 import sympy
 
 from . import compare
+from .conditioning import (
+    Conditioning,
+    conditioning,
+    recondition,
+    require_representable,
+    with_rounding,
+)
 from .engines import ad, finite, symbolic
+from .engines.rounding import rounding_bound
 from .errors import DomainError, ParseError, UsageError
 from .parse import NAME, canonical_name, natural_key, parse_expression, variables_of
 from .program import Program
 from .report import PointResult, Report
 
 MAX_POINTS = 1000
+POINTWISE_WORK = 20_000  #: (Program nodes x variables) up to which finite differences take
+#: f's rounding bound at every point they evaluate
 TINY = np.finfo(float).tiny
 
 
@@ -298,17 +308,19 @@ def _validate(points: Any, seed: Any, rtol: Any, atol: Any) -> None:
             raise UsageError(f"{name} must be a finite number >= 0, got {v!r}")
 
 
-def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
+def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool, *,
+                sym: Any = None, cond: Conditioning | None = None):
     """Each engine's Jacobians (and Hessians) at the points, plus finite-difference errors.
 
     Returns ``(values, errors, sym)`` where ``values[engine][kind]`` has shape
-    ``(P, m, n[, n])``, restricted to the ``wrt`` variables.
+    ``(P, m, n[, n])``, restricted to the ``wrt`` variables. With ``cond`` (see
+    :func:`conditioning`), the symbolic engine's values are its high-precision ones.
     """
     cols = list(range(len(fn.wrt)))
     values: dict[str, dict[str, np.ndarray]] = {}
     errors: dict[str, dict[str, np.ndarray]] = {}
-    sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian) if "symbolic" in names \
-        else None
+    if sym is None and "symbolic" in names:
+        sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian)
     if not fn.variables:  # a constant: every derivative is an empty array
         P, m = X.shape[0], len(fn.exprs)
         empty = {"jacobian": np.zeros((P, m, 0))}
@@ -318,7 +330,7 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
         return {name: dict(empty) for name in names}, errs, sym
     for name in names:
         if name == "symbolic":
-            J, H = sym.evaluate(X)
+            J, H = (cond.jacobian, cond.hessian) if cond is not None else sym.evaluate(X)
         elif name == "forward":
             J = ad.jacobian_forward(fn.program, X)
             H = ad.hessian_forward(fn.program, X) if hessian else None
@@ -330,22 +342,39 @@ def run_engines(fn: Function, X: np.ndarray, names: list[str], hessian: bool):
 
             J, H = jaxref.derivatives(fn.program, X, hessian=hessian)
         else:
-            J, H, errors["finite"] = _finite(fn, X, hessian)
+            same = cond is not None and not cond.inexact  # (then both bounds are one)
+            J, H, errors["finite"] = _finite(fn, X, hessian,
+                                             cond.bound["value"] if same else None)
+            if cond is not None:
+                errors["finite"] = with_rounding(errors["finite"], fn, sym, X, cond, cols)
         values[name] = {"jacobian": J[..., cols]}
         if hessian:
             values[name]["hessian"] = H[..., cols, :][..., cols]
     return values, errors, sym
 
 
-def _finite(fn: Function, X: np.ndarray, hessian: bool):
-    fscale = ad.rounding_scale(fn.program, X)
+def _finite(fn: Function, X: np.ndarray, hessian: bool, known: np.ndarray | None = None):
+    """Finite differences at every point; ``known`` (P, m): f's rounding bound at the
+    points, when already computed."""
+    def fscale(P: np.ndarray) -> np.ndarray:
+        if known is not None and P.shape[0] == 1:
+            hit = np.nonzero(np.all(X == P[0], axis=1))[0]
+            if hit.size:
+                return known[hit[:1]]
+        return rounding_bound(fn.program, P, constants=False)
+
+    # f's rounding bound at every point of the ladders where that is cheap (the expressions
+    # people type); for huge ones only where x is ill-conditioned (see finite._Values)
+    opts = {"fscale": fscale, "one_sided": True,
+            "pointwise": len(fn.program.nodes) * max(1, X.shape[1]) <= POINTWISE_WORK}
+
     Js, Je, Hs, He = [], [], [], []
-    for p, x in enumerate(X):
-        J, E = finite.jacobian(fn.batch, x, fscale=fscale[p])
+    for x in X:
+        J, E = finite.jacobian(fn.batch, x, **opts)
         Js.append(J)
         Je.append(E)
         if hessian:
-            H, HE = finite.hessian(fn.batch, x, fscale=fscale[p])
+            H, HE = finite.hessian(fn.batch, x, **opts)
             Hs.append(H)
             He.append(HE)
     cols = list(range(len(fn.wrt)))
@@ -362,8 +391,9 @@ def _scales(fn: Function, X: np.ndarray, values, hessian: bool) -> dict[str, np.
     cols = list(range(len(fn.wrt)))
     S = ad.jacobian_reverse(fn.program, X, absolute=True)[..., cols]
     scales = {"jacobian": S}
-    if hessian:
-        ref = np.max(np.abs(np.stack([v["hessian"] for v in values.values()])), axis=0)
+    if hessian:  # (an entry finite differences could not resolve is NaN: left out)
+        every = np.abs(np.stack([v["hessian"] for v in values.values()]))
+        ref = np.max(np.where(np.isfinite(every), every, 0.0), axis=0)
         scales["hessian"] = hessian_scale(ref, S, ad.rounding_scale(fn.program, X))
     return scales
 
@@ -422,21 +452,39 @@ def check_expression(expr: Any, at: Any = None, *, wrt: Any = None, hessian: boo
         claims = prepare(expr, fn, claim, claim_hessian)  # bad claims fail before any work
         hessian = hessian or claims.hessian
     X = user_points(fn, at) if at is not None else random_points(fn, points, seed)
-    values, errors, sym = run_engines(fn, X, names, hessian)
-    scales = _scales(fn, X, values, hessian)
-    value = fn.batch(X)
+    sym = symbolic.derive(fn.exprs, fn.variables, hessian=hessian)
+    cond = conditioning(fn, sym, X, hessian)
+    require_representable(fn, X, cond)
+    with np.errstate(all="ignore"):
+        values, errors, sym = run_engines(fn, X, names, hessian, sym=sym, cond=cond)
+        scales = _scales(fn, X, values, hessian)
+        recondition(fn, X, names, hessian, sym, values, cond)
     report = Report(fn.text, list(fn.wrt), fn.vector, _formulas(fn, sym, hessian), names)
     for p in range(X.shape[0]):
-        vals = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in values.items()}
-        errs = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in errors.items()}
-        scl = {k: v[p] for k, v in scales.items()}
-        ref = compare.choose_reference(vals, errs, scl, rtol, atol)
-        verdict = compare.judge(vals, errs, scl, rtol, atol, ref)
-        at_p = dict(zip(fn.variables, map(float, X[p]), strict=True))
-        report.points.append(PointResult(at_p, value[p], vals, errs, verdict))
+        report.points.append(_point(fn, X[p], cond, p, values, errors, scales, rtol, atol))
     if claims is not None:
         report.claims = claims.decide(report.formulas, X if at is not None else None, seed)
     return report
+
+
+def _point(fn: Function, x: np.ndarray, cond: Conditioning, p: int, values, errors, scales,
+           rtol, atol) -> PointResult:
+    """One point's verdict; at an ill-conditioned point the float64 engines carry their
+    rounding bars (shown with their values, added to their tolerance)."""
+    vals = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in values.items()}
+    errs = {e: {k: v[p] for k, v in kinds.items()} for e, kinds in errors.items()}
+    scl = {k: v[p] for k, v in scales.items()}
+    rounding = cond.rounding(p, len(fn.wrt)) if cond.ill[p] else None
+    ref = compare.choose_reference(vals, errs, scl, rtol, atol, rounding)
+    verdict = compare.judge(vals, errs, scl, rtol, atol, ref, rounding=rounding)
+    if rounding is not None:
+        for e in vals:
+            if e not in errs and e not in rounding.precise:
+                errs[e] = {k: np.broadcast_to(rounding.bar(e, k), v.shape)
+                           for k, v in vals[e].items()}
+    at_p = dict(zip(fn.variables, map(float, x), strict=True))
+    return PointResult(at_p, cond.value[p], vals, errs, verdict, bool(cond.ill[p]),
+                       float(cond.lost[p]), bool(cond.precise[p]))
 
 
 def _formulas(fn: Function, sym: Any, hessian: bool) -> dict[str, Any]:

@@ -26,8 +26,11 @@ class PointResult:
     at: dict[str, float]
     value: np.ndarray  # (m,)
     values: dict[str, dict[str, np.ndarray]]  # engine -> kind -> array (m, n[, n])
-    errors: dict[str, dict[str, np.ndarray]]  # finite -> kind -> error estimate
+    errors: dict[str, dict[str, np.ndarray]]  # engine -> kind -> estimated absolute error
     verdict: Verdict
+    ill_conditioned: bool = False  # float64 loses more digits here than the tolerance allows
+    digits_lost: float = 0.0  # decimal digits float64 loses in f or a derivative here
+    precise: bool = False  # the symbolic values were computed with 50+ digits
 
     @property
     def ok(self) -> bool:
@@ -98,7 +101,7 @@ class Report:
                                                     self.vector)
             engines[name] = d
         value = _floats(p.value)
-        return {
+        out = {
             "at": {k: float(v) for k, v in p.at.items()},
             "value": value if self.vector else value[0],
             "ok": p.ok,
@@ -107,6 +110,19 @@ class Report:
             "reference": p.verdict.reference,
             "disagreeing": p.verdict.disagreeing,
         }
+        if p.ill_conditioned:  # float64 cannot be trusted here: the keys appear only then
+            out["ill_conditioned"] = True
+            out["digits_lost"] = round(p.digits_lost, 1)
+        if p.verdict.unresolved:
+            out["unresolved"] = [self.entry(kind, idx) for _, kind, idx in p.verdict.unresolved]
+        return out
+
+    def entry(self, kind: str, idx: tuple[int, ...]) -> str:
+        """An entry's name: ``df/dx``, ``df2/dy``, ``d2f/dxdy``."""
+        f = f"f{idx[0] + 1}" if self.vector else "f"
+        if kind == "jacobian":
+            return f"d{f}/d{self.variables[idx[1]]}"
+        return f"d2{f}/d{self.variables[idx[1]]}d{self.variables[idx[2]]}"
 
     # -- text ----------------------------------------------------------------------------------
     def __str__(self) -> str:
