@@ -14,6 +14,7 @@ from typing import Any
 
 from .check import check_expression
 from .errors import (
+    DerivativeError,
     DiffcheckError,
     DomainError,
     ParseError,
@@ -43,11 +44,13 @@ _LAZY = {
     "hessian": "diffcheck.numpy_check",
     "taylor_test": "diffcheck.numpy_check",
     "supported_numpy": "diffcheck.engines.numpy_ops",
+    "check_grads": "diffcheck.jaxcheck",  # JAX: imported on first use only
+    "assert_grads": "diffcheck.jaxcheck",
 }
 
 __all__ = [
-    "DiffcheckError", "DomainError", "ParseError", "ShapeError", "UnsupportedError",
-    "UsageError", "Program", "check_expression", "parse", *_LAZY,
+    "DerivativeError", "DiffcheckError", "DomainError", "ParseError", "ShapeError",
+    "UnsupportedError", "UsageError", "Program", "check_expression", "parse", *_LAZY,
 ]
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import sympy
 from sympy.core.basic import Basic
 from sympy.core.function import DefinedFunction, Function
+from sympy.functions.elementary.miscellaneous import MinMaxBase
 
 MAX_SYMBOLS = 8  #: distinct symbols a templated subexpression may contain
 MAX_TEMPLATES = 500_000  #: templates kept before a fresh store is started
@@ -335,4 +336,6 @@ def _raw(node: Any, args: tuple) -> Any:
         obj = Basic.__new__(cls, *args)
         obj.nargs = node.nargs
         return obj
+    if issubclass(cls, MinMaxBase):  # SymPy's evaluation of Max/Min compares every pair
+        return cls(*args, evaluate=False)
     return cls(*args)  # evaluates; still canonical, only slower

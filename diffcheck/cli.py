@@ -47,6 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def synopsis(width: int = 96) -> str:
+    """The usage of every subcommand, as ``--help`` prints it at ``width`` columns
+    (docs/cli.md shows it; ``python scripts/make_cli_docs.py`` writes it there).
+
+    >>> synopsis().splitlines()[0]
+    'usage: diffcheck [-h] [--debug] COMMAND ...'
+    """
+    def formatter(prog: str) -> argparse.HelpFormatter:
+        return argparse.HelpFormatter(prog, width=width)
+
+    parser = build_parser()
+    parser.formatter_class = formatter
+    parts = [parser.format_usage().strip()]
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for sub in commands.choices.values():
+        sub.formatter_class = formatter
+        parts.append(sub.format_usage().strip())
+    return "\n".join(parts)
+
+
 def _load(module: str):
     try:
         return importlib.import_module(f"diffcheck.commands.{module}")
@@ -57,11 +77,29 @@ def _load(module: str):
 
 
 def _protect_expression(argv: list[str]) -> list[str]:
-    """Let an expression start with '-' ('-x**2') without argparse reading it as an option."""
+    """Let an expression start with '-' ('-x**2') without argparse reading it as an option
+    (EXPR, and the values of options that take an expression, such as --claim)."""
+    argv = _join_expression_options(argv)
     if len(argv) >= 2 and argv[0] in COMMANDS and argv[1].startswith("-") and \
             not argv[1].startswith("--") and argv[1] != "-h":
         return [argv[0], *argv[2:], "--", argv[1]]
     return argv
+
+
+EXPRESSION_OPTIONS = ("--claim", "--claim-hessian")
+
+
+def _join_expression_options(argv: list[str]) -> list[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in EXPRESSION_OPTIONS and i + 1 < len(argv) and \
+                argv[i + 1].startswith("-") and not argv[i + 1].startswith("--"):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

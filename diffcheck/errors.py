@@ -47,3 +47,14 @@ class UsageError(DiffcheckError):
 
 class ShapeError(UsageError):
     """An array of the wrong shape was passed or returned."""
+
+
+class DerivativeError(DiffcheckError):
+    """A derivative diffcheck was asked to trust is wrong (``minimize(check=True)``).
+
+    ``result`` holds the check's full report (``str(error.result)`` renders it).
+    """
+
+    def __init__(self, message: str, *, result: object = None):
+        super().__init__(message)
+        self.result = result

@@ -26,18 +26,38 @@ False
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from . import numpy_kinks, numpy_precision
 from .engines import finite
 from .engines.forward import Dual
-from .engines.numpy_ops import KinkLog, strip, watch_kinks
+from .engines.numpy_ops import KinkLog, strip, trace_call, watch_kinks
 from .engines.reverse import Tape, Var, backward
 from .errors import DiffcheckError, DomainError, ShapeError, UnsupportedError, UsageError
+from .numpy_fd import (  # noqa: F401 -- _richardson is re-exported (tests use it)
+    Difference,
+    _output_eps,
+    _richardson,
+    _second_difference,
+    _step,
+    _value_at,
+    complex_step,
+    directional_difference,
+)
+from .numpy_precision import Precision, dtype_label, smallest_normal
+from .numpy_witness import (  # noqa: F401 -- SLIP_USEFUL and _witness are re-exported
+    SLIP_USEFUL,
+    WITNESS_REL,
+    _directions,
+    _Witness,
+    _witness,
+    _witness_samples,
+    _witness_verdict,
+)
 from .tracing import Traced, next_level
 
 MODES = ("forward", "reverse", "finite", "complex")
@@ -47,8 +67,6 @@ DENSE_FD_LIMIT = 64  #: without AD, full finite differences up to this many inpu
 MAX_LOCALISE = 20  #: entries examined by every engine when a check fails
 SHOW = 5  #: worst entries shown
 CHUNK = 256  #: forward-mode directions per pass
-COMPLEX_WITNESS_LIMIT = 2 * 10 ** 5  #: above this, differences are the cheaper witness
-WITNESS_REL = 1e-3  #: bug size (relative, 2-norm) the slip probability is quoted for
 
 Fn = Callable[[Any], Any]
 
@@ -137,7 +155,7 @@ def _traced_output(y: Any, owner: Any, level: int) -> Any:
 def _reverse(f: Fn, x: np.ndarray) -> tuple[Any, Any, Tape, Var]:
     tape = Tape()
     v = tape.var(x)
-    y = f(v)
+    y = trace_call(f, v)
     if isinstance(y, list | tuple):
         raise UsageError("f returned a list or tuple; return an array (np.stack the parts)")
     return y, _traced_output(y, Var, tape.level), tape, v
@@ -206,7 +224,7 @@ def _seeds(x: np.ndarray, start: int, stop: int) -> np.ndarray:
 def _jvp(f: Fn, x: np.ndarray, directions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Value and directional derivatives ``(k, *f.shape)`` by one vector-mode pass."""
     level = next_level()
-    y = f(Dual(x, directions, level))
+    y = trace_call(f, Dual(x, directions, level))
     val = _plain_output(strip(y), "f")
     if isinstance(y, Dual) and y.level == level:
         tan = np.broadcast_to(strip(y.tan), (len(directions), *val.shape))
@@ -246,7 +264,7 @@ def _hess_forward(f: Fn, x: np.ndarray) -> np.ndarray:
     n = x.size
     inner, outer = next_level(), next_level()
     seeds = _seeds(x, 0, n)
-    y = f(Dual(Dual(x, seeds, inner), seeds, outer))
+    y = trace_call(f, Dual(Dual(x, seeds, inner), seeds, outer))
     if not (isinstance(y, Dual) and y.level == outer):
         return np.zeros((n, n))
     _scalar_output(np.asarray(strip(y)))
@@ -259,36 +277,15 @@ def _hess_forward(f: Fn, x: np.ndarray) -> np.ndarray:
 # -- complex step and finite differences ------------------------------------------------------
 
 def _require_analytic(f: Fn, x: np.ndarray) -> None:
-    try:
-        with watch_kinks() as log:
-            _reverse(f, x)
-    except UnsupportedError:
+    with watch_kinks() as log:
+        traced, _ = _attempt(lambda: _reverse(f, x))
+    if traced is None:  # f cannot be traced: nothing known against the complex step
         return
     if not log.analytic:
         raise UnsupportedError(
             "the complex step needs analytic code, but f uses "
             f"{', '.join('np.' + k for k in log.names())} (kinks, comparisons or conjugation); "
             "use mode='forward', 'reverse' or 'finite'")
-
-
-def _complex_call(f: Fn, z: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", np.exceptions.ComplexWarning)
-        try:
-            y = f(z)
-        except np.exceptions.ComplexWarning as exc:
-            raise UnsupportedError("the complex step failed: f casts complex values to real "
-                                   "(astype/float); use another mode") from exc
-        except TypeError as exc:
-            raise UnsupportedError(f"the complex step failed: f rejects complex input "
-                                   f"({exc}); use another mode") from exc
-    return np.asarray(y)
-
-
-def complex_step(f: Fn, x: np.ndarray, v: np.ndarray, h: float = 1e-20) -> np.ndarray:
-    """Directional derivative ``Im f(x + i h v) / h`` (exact to rounding for analytic f)."""
-    z = x.astype(np.complex128) + 1j * h * v
-    return np.imag(_complex_call(f, z)) / h
 
 
 def _jac_complex(f: Fn, x: np.ndarray) -> np.ndarray:
@@ -308,86 +305,11 @@ def _batch(f: Fn, shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
             with np.errstate(all="ignore"):
                 try:
                     rows.append(np.ravel(np.asarray(f(p.reshape(shape)), dtype=float)))
-                except (ValueError, FloatingPointError, ZeroDivisionError):
+                except (ValueError, ArithmeticError):  # a point outside f's domain
                     rows.append(None)
         m = next(len(r) for r in rows if r is not None)
         return np.stack([r if r is not None else np.full(m, np.nan) for r in rows])
     return run
-
-
-@dataclass
-class Difference:
-    """A finite-difference derivative along one direction.
-
-    ``value`` (central, Richardson-extrapolated), its estimated error ``error``, the step
-    ``step`` it came from, and the one-sided limits ``left``/``right``; ``kink`` is True
-    when they stay apart as the step shrinks (a non-differentiable point).
-    """
-
-    value: np.ndarray
-    error: np.ndarray
-    step: float
-    left: np.ndarray
-    right: np.ndarray
-    kink: np.ndarray
-
-
-def directional_difference(f: Fn, x: np.ndarray, v: np.ndarray, *, levels: int = 8,
-                           h0: float = 2.0 ** -4, f0: np.ndarray | None = None
-                           ) -> Difference:
-    """Central differences of ``t -> f(x + t v)`` at 0, Richardson-extrapolated.
-
-    >>> d = directional_difference(np.sin, np.array(0.5), np.array(1.0))
-    >>> bool(abs(d.value - np.cos(0.5)) <= d.error < 1e-9)
-    True
-    """
-    x = x.astype(np.float64, copy=False)
-    f0 = evaluate(f, x) if f0 is None else f0
-    hs = h0 / 2.0 ** np.arange(levels)
-    plus = np.stack([_plain_output(f(_step(x, h, v, np.add)), "f") for h in hs]
-                    ).astype(np.float64)
-    minus = np.stack([_plain_output(f(_step(x, h, v, np.subtract)), "f") for h in hs]
-                     ).astype(np.float64)
-    f0 = f0.astype(np.float64)
-    eps = np.finfo(np.result_type(f0.dtype, np.float16) if f0.dtype.kind == "f"
-                   else np.float64).eps
-    noise = 4 * eps * np.maximum(np.max(np.abs(plus), axis=0), np.abs(f0))
-    shape = (levels,) + (1,) * f0.ndim
-    D = (plus - minus) / (2 * hs.reshape(shape))
-    best, err, step = _richardson(D, hs, noise)
-    right = (plus - f0) / hs.reshape(shape)
-    left = (f0 - minus) / hs.reshape(shape)
-    jump = np.abs(right - left)
-    settled = jump[-1] > 0.7 * jump[-2] if levels > 1 else np.zeros(jump.shape[1:], bool)
-    big = jump[-1] > 1e3 * noise / hs[-1] + 1e-6 * (np.abs(right[-1]) + np.abs(left[-1]))
-    kink = settled & big
-    return Difference(best, np.where(kink, np.inf, err), step, 2 * left[-1] - left[-2],
-                      2 * right[-1] - right[-2], kink)
-
-
-def _step(x: np.ndarray, h: float, v: np.ndarray, op: Any) -> np.ndarray:
-    """``x + h * v`` (``op=np.add``) or ``x - h * v``: the same numbers, one new array."""
-    if np.ndim(x) == 0 or np.shape(v) != np.shape(x):
-        return op(x, h * v)
-    p = np.multiply(v, h, dtype=np.result_type(x, v, h))
-    return op(x, p, out=p)
-
-
-def _richardson(D: np.ndarray, hs: np.ndarray, noise: np.ndarray, power: int = 1):
-    """Extrapolated value, error estimate and the step it came from, along one direction.
-
-    Three or more steps: :func:`finite.richardson` (the one implementation), charging an
-    extrapolation of order ``l`` ``2**l`` times the rounding of one difference. Two steps
-    (the cheap witness at large n): the one extrapolation has no same-order value at the
-    coarser step to be compared with, so its correction is counted twice over instead.
-    """
-    if len(D) == 2:
-        r = D[1] + (D[1] - D[0]) / 3
-        err = 4 * np.abs(r - D[1]) + 2 * noise / hs[1] ** power
-        return r, np.where(np.isfinite(err), err, np.inf), float(hs[1])
-    best, err, steps = finite.richardson(D, hs, noise, power=power, gain=lambda lvl: 2.0 ** lvl,
-                                         with_step=True)
-    return best, err, float(np.nanmax(steps)) if np.any(np.isfinite(steps)) else float(hs[-1])
 
 
 # -- public derivative functions -------------------------------------------------------------
@@ -404,18 +326,46 @@ def gradient(f: Fn, x: Any, *, mode: str = "reverse") -> np.ndarray:
     >>> [gradient(f, w, mode=m).tolist() for m in ("reverse", "forward")][0]
     [[0.25, 0.25], [0.25, 0.25]]
     """
+    from .treecheck import is_tree, on_tree  # a pytree of parameters: in its layout
+
+    if is_tree(x):
+        return on_tree("gradient", gradient, f, x, mode=mode)
     x = as_input(x, check_finite=False)  # a NaN in x shows up as a NaN f(x)
     if _mode(mode) == "reverse":
-        y, ty, tape, v = _reverse(f, x)
-        val = _checked_value(y)
-        _scalar_output(val)
-        if ty is None:
-            return np.zeros_like(x)
-        g = _adjoint(backward(ty, np.ones_like(val), keep={v.index}, consume=True), v, x)
-        if isinstance(g, np.ndarray) and g.shape == x.shape and g.flags.writeable:
-            return g
-        return np.array(np.broadcast_to(g, x.shape))
+        return _traced("reverse", f, x, lambda: _gradient_reverse(f, x))
     return jacobian(f, x, mode=mode, _scalar=True).reshape(x.shape)
+
+
+def _gradient_reverse(f: Fn, x: np.ndarray) -> np.ndarray:
+    y, ty, tape, v = _reverse(f, x)
+    val = _checked_value(y)
+    _scalar_output(val)
+    if ty is None:
+        return np.zeros_like(x)
+    g = _adjoint(backward(ty, np.ones_like(val), keep={v.index}, consume=True), v, x)
+    if isinstance(g, np.ndarray) and g.shape == x.shape and g.flags.writeable:
+        return g
+    return np.array(np.broadcast_to(g, x.shape))
+
+
+def _traced(mode: str, f: Fn, x: np.ndarray, run: Callable[[], Any]) -> Any:
+    """``run()`` (a pass that traces f), with what it raises made a clear error.
+
+    A :class:`DiffcheckError` (an unsupported function, a non-finite value, a wrong
+    shape) is raised as is. Anything else is either f's own error, raised as is when f
+    fails on plain arrays too, or something tracing cannot handle: an
+    :class:`UnsupportedError` naming it and pointing to ``mode="finite"``."""
+    try:
+        return run()
+    except DiffcheckError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- sorted out below
+        with np.errstate(all="ignore"):
+            f(x)  # f's own error on plain arrays is the user's: raised unchanged
+        raise UnsupportedError(
+            f"f could not be traced in {mode} mode ({_why(exc)}); mode='finite' only "
+            "evaluates it (check_gradient and friends fall back to it by themselves)"
+        ) from exc
 
 
 def _checked_value(y: Any) -> np.ndarray:
@@ -435,16 +385,22 @@ def jacobian(f: Fn, x: Any, *, mode: str | None = None, _scalar: bool = False) -
     array([[2., 0.],
            [1., 0.]])
     """
+    from .treecheck import is_tree, on_tree
+
+    if is_tree(x):
+        return on_tree("jacobian", jacobian, f, x, mode=mode)
     x = as_input(x)
     if mode in ("forward", "reverse"):
-        val, J = (_vjp_rows if mode == "reverse" else _jac_forward)(f, x)
+        engine = _vjp_rows if mode == "reverse" else _jac_forward
+        val, J = _traced(mode, f, x, lambda: engine(f, x))
         y = _checked_value(val)
     else:
         y = evaluate(f, x)
         mode = _mode(mode) if mode is not None else \
             ("forward" if x.size < y.size else "reverse")
         if mode in ("forward", "reverse"):
-            J = (_vjp_rows if mode == "reverse" else _jac_forward)(f, x)[1]
+            engine = _vjp_rows if mode == "reverse" else _jac_forward
+            J = _traced(mode, f, x, lambda: engine(f, x))[1]
         elif mode == "complex":
             J = _jac_complex(f, x)
         else:
@@ -464,13 +420,17 @@ def hessian(f: Fn, x: Any, *, mode: str = "reverse") -> np.ndarray:
     >>> hessian(lambda x: x[0] ** 2 * x[1], np.array([1.0, 3.0])).tolist()
     [[6.0, 2.0], [2.0, 0.0]]
     """
+    from .treecheck import is_tree, on_tree
+
+    if is_tree(x):
+        return on_tree("hessian", hessian, f, x, mode=mode)
     x = as_input(x)
     _scalar_output(evaluate(f, x))
     mode = _mode(mode)
     if mode == "reverse":
-        H = _hess_reverse(f, x)
+        H = _traced(mode, f, x, lambda: _hess_reverse(f, x))
     elif mode == "forward":
-        H = _hess_forward(f, x)
+        H = _traced(mode, f, x, lambda: _hess_forward(f, x))
     elif mode == "complex":
         _require_analytic(f, x)
         H = _jac_complex(lambda z: _complex_gradient(f, z), x)
@@ -518,7 +478,9 @@ def tolerance(ref: np.ndarray, scale: np.ndarray, probe: np.ndarray | None, eps:
 
 def _tolerance(size: np.ndarray, probe: np.ndarray | None, eps: float) -> np.ndarray:
     """:func:`tolerance` from ``size = max(|ref|, scale)`` (the same numbers, fewer arrays)."""
-    floor = eps * eps * float(np.max(size, initial=0.0))
+    # and never below the smallest normal number of that precision: a float32 derivative
+    # cannot tell 1e-240 from 0
+    floor = max(eps * eps * float(np.max(size, initial=0.0)), smallest_normal(eps))
     tol = A_SCALE * size if probe is None else A_SCALE * size + B_PROBE * probe
     tol *= eps
     tol += floor
@@ -540,6 +502,7 @@ class Reference:
     kinks: KinkLog | None = None
     error: np.ndarray | None = None  # finite differences' own error estimate
     probe_fn: Callable[[], np.ndarray] | None = None
+    precision: Precision | None = None  # f's measured precision (finite differences only)
 
     def ensure_probe(self) -> np.ndarray:
         """The float32 probe, computed now if it was deferred."""
@@ -553,10 +516,9 @@ class Reference:
 def _probe(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, ref: np.ndarray
            ) -> np.ndarray:
     """|AD in float32 - reference| / eps32: the rounding the computation shows."""
-    try:
-        with np.errstate(all="ignore"):
-            low = np.asarray(fn(x.astype(np.float32)), dtype=np.float64)
-    except (DiffcheckError, ValueError, TypeError, FloatingPointError):
+    with np.errstate(all="ignore"):
+        low, _ = _attempt(lambda: np.asarray(fn(x.astype(np.float32)), dtype=np.float64))
+    if low is None:  # f cannot be traced in float32: no probe (the tolerance stays as is)
         return np.zeros_like(ref)
     d = np.abs(low.reshape(ref.shape) - ref) / np.finfo(np.float32).eps
     return np.where(np.isfinite(d), d, 0.0)
@@ -598,16 +560,46 @@ def _prefer_reverse(f: Fn, x: np.ndarray) -> bool:
     return evaluate(f, x).size <= x.size
 
 
-def _fd_reference(kind: str, f: Fn, x64: np.ndarray) -> Reference:
+def _ad_value(kind: str, f: Fn, z: np.ndarray) -> np.ndarray:
+    """The exact derivative at ``z`` (flat ``(m, n)`` or ``(n, n)``), by the reference's
+    engine: one more AD pass."""
+    with np.errstate(all="ignore"):
+        if kind == "hessian":
+            return _hess_reverse(f, z)
+        if kind == "gradient":
+            return _vjp_rows(f, z, scalar=True)[1]
+        return (_vjp_rows if _prefer_reverse(f, z) else _jac_forward)(f, z)[1]
+
+
+def _fd_reference(kind: str, f: Fn, x64: np.ndarray, precision: Precision) -> Reference:
+    """Dense finite differences with error bars for the noise f's values really have."""
     batch = _batch(f, x64.shape)
+    fscale = precision.noise / (4 * finite.EPS)  # the engine's noise is 4 eps max(|f|, fscale)
     if kind == "hessian":
-        H, E = finite.hessian(batch, x64.ravel())
+        H, E = finite.hessian(batch, x64.ravel(), fscale=fscale)
         value, err = H[0], E[0]
     else:
-        value, err = finite.jacobian(batch, x64.ravel())
+        value, err = finite.jacobian(batch, x64.ravel(), fscale=fscale)
     value = np.nan_to_num(value, nan=0.0)
     return Reference(value, np.abs(value), np.zeros_like(value),
-                     "finite differences (Richardson)", False, None, err)
+                     "finite differences (Richardson)", False, None, err, precision=precision)
+
+
+def _attempt(run: Callable[[], Any]) -> tuple[Any, str]:
+    """``(run(), "")``, or ``(None, why)`` when it raises: every pass that traces f goes
+    through here, so whatever tracing meets (any exception type) means falling back to
+    finite differences, never a crash. Errors of f on plain arrays are raised elsewhere,
+    where f is evaluated plainly."""
+    try:
+        return run(), ""
+    except Exception as exc:  # noqa: BLE001 -- by design: any failure to trace falls back
+        return None, _why(exc)
+
+
+def _why(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return text if isinstance(exc, UnsupportedError) and text else \
+        f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def reference(kind: str, f: Fn, x: np.ndarray, *, defer_probe: bool = False
@@ -616,21 +608,20 @@ def reference(kind: str, f: Fn, x: np.ndarray, *, defer_probe: bool = False
 
     ``f(x)`` is checked (finite, an array, scalar where needed) before anything else
     uses it; a float64 ``x`` reuses the value of the AD pass. ``defer_probe``: see
-    :func:`_ad_reference`.
+    :func:`_ad_reference`. Whatever the AD pass raises (an unsupported function, a
+    ``TypeError`` from code that needs plain arrays, ...) means finite differences, with
+    the reason returned; f itself is then evaluated on plain arrays, and its own errors
+    (non-finite values, a wrong shape, an exception) are raised as the user's.
     """
     x64 = x.astype(np.float64, copy=False)
-    try:
-        ref, fx = _ad_reference(kind, f, x64, defer_probe)
-        why = ""
-    except (UnsupportedError, TypeError, AttributeError) as exc:
-        ref, fx, why = None, None, f"{type(exc).__name__}: {exc}" \
-            if not isinstance(exc, UnsupportedError) else str(exc)
+    got, why = _attempt(lambda: _ad_reference(kind, f, x64, defer_probe))
+    ref, fx = got if got is not None else (None, None)
     if fx is None or x.dtype != np.float64:
         fx = evaluate(f, x)
     if kind in ("gradient", "hessian"):
         _scalar_output(fx)
     if ref is None and x.size <= DENSE_FD_LIMIT:
-        ref = _fd_reference(kind, f, x64)
+        ref = _fd_reference(kind, f, x64, numpy_precision.detect(f, x64, evaluate(f, x64)))
     return ref, why, fx
 
 
@@ -638,7 +629,10 @@ def reference(kind: str, f: Fn, x: np.ndarray, *, defer_probe: bool = False
 
 @dataclass
 class Entry:
-    """One entry of a checked derivative, with every engine's value."""
+    """One entry of a checked derivative, with every engine's value.
+
+    ``bracket``: the range between the one-sided derivatives where the entry sits on a
+    kink (your value passes inside it)."""
 
     index: tuple[int, ...]
     yours: float
@@ -647,6 +641,7 @@ class Entry:
     engines: dict[str, float] = field(default_factory=dict)
     step: float | None = None
     kink: bool = False
+    bracket: tuple[float, float] | None = None
 
     @property
     def diff(self) -> float:
@@ -660,6 +655,10 @@ class CheckResult:
     ``ok`` is the verdict (``bool(result)`` too); ``reference`` the reference derivative
     (the shape of yours); ``method`` names the reference and the witness; ``worst`` the
     worst entries with every engine's value; ``str(result)`` renders all of it.
+    ``localised`` is False when ``f`` could be checked along random directions only (no
+    reference per entry): then ``reference`` is NaN and the errors are directional.
+    ``directional`` holds why the check failed along random directions although every
+    entry is within its tolerance (empty otherwise).
     """
 
     kind: str
@@ -680,6 +679,8 @@ class CheckResult:
     kink: str = ""
     directions: int = 0
     slip_probability: float | None = None
+    localised: bool = True
+    directional: str = ""
 
     def __bool__(self) -> bool:
         return self.ok
@@ -694,220 +695,99 @@ def _fmt(v: float | None, width: int = 13) -> str:
     return f"{v: .6e}".ljust(width) if np.isfinite(v) else str(v).ljust(width)
 
 
+def _headline(res: CheckResult) -> str:
+    if not res.localised:
+        return f"{'OK' if res.ok else 'FAILED'} (along random directions only: f could not " \
+               "be traced, so entries cannot be localised)"
+    if res.ok:
+        return "OK"
+    if res.n_bad:
+        return f"FAILED ({res.n_bad} of {res.yours.size} entries outside tolerance)"
+    return "FAILED (every entry is within its tolerance, but not along random directions)"
+
+
 def render(res: CheckResult) -> str:
     """The readable text of a check result."""
-    total = res.yours.size
-    head = "OK" if res.ok else f"FAILED ({res.n_bad} of {total} entries outside tolerance)"
-    lines = [f"{res.kind} check: {head}",
+    lines = [f"{res.kind} check: {_headline(res)}",
              f"  shape {res.yours.shape}, computed in {res.dtype}; seed {res.seed}",
              f"  reference: {res.method}",
-             f"  witness: {res.witness}",
-             f"  max abs error {res.max_abs_error:.3e}, max rel error {res.max_rel_error:.3e}"
-             f" at {res.worst_index}"]
+             f"  witness: {res.witness}"]
+    if res.localised:
+        lines.append(f"  max abs error {res.max_abs_error:.3e}, max rel error "
+                     f"{res.max_rel_error:.3e} at {res.worst_index}")
+    else:
+        lines.append(f"  largest directional difference {res.max_abs_error:.3e} "
+                     f"({res.max_rel_error:.3e} relative)")
     if res.worst:
-        names = sorted({k for e in res.worst for k in e.engines})
-        cols = ["index", "yours", "reference", *names, "|diff|", "tol", "step"]
-        lines.append("  worst entries:")
-        lines.append("    " + "".join(c.ljust(14 if c != "index" else 16) for c in cols))
-        for e in res.worst:
-            row = [str(e.index).ljust(16), _fmt(e.yours, 14), _fmt(e.reference, 14)]
-            row += [_fmt(e.engines.get(n), 14) for n in names]
-            row += [f"{e.diff:.2e}".ljust(14), f"{e.tol:.2e}".ljust(14),
-                    f"{e.step:.2e}" if e.step else "-"]
-            lines.append("    " + "".join(row) + ("  (kink)" if e.kink else ""))
+        lines += _worst_table(res.worst)
     if res.kink:
         lines.append(f"  kink: {res.kink}")
-    if res.slip_probability is not None:
-        lines.append(f"  random directions: {res.directions}; a wrong {res.kind} whose error "
-                     f"has norm >= {WITNESS_REL:g} x the {res.kind}'s slips past them with "
-                     f"probability <= {res.slip_probability:.1e}")
+    if res.directional:
+        lines.append(f"  directions: {res.directional}")
+    lines += _slip_lines(res)
     lines += [f"  note: {n}" for n in res.notes]
     return "\n".join(lines)
 
 
-# -- the checks ------------------------------------------------------------------------------
-
-def _directions(x: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Seeded Gaussian directions, scaled entrywise by |x| (so badly scaled x is fine)."""
-    rng = np.random.default_rng(seed)
-    size = np.abs(x.astype(np.float64, copy=False))
-    if size.size and not np.min(size) > 0:  # zeros take the typical size (or 1)
-        typical = float(np.sqrt(np.mean(size ** 2)))
-        size = np.where(size > 0, size, max(typical, 1.0))
-    return rng.standard_normal((k, *x.shape), dtype=np.float32) * size
-
-
-@dataclass
-class _Witness:
-    text: str
-    ok: bool  # agrees with the reference
-    user_ok: bool  # your derivative agrees with it
-    slip: float | None
-    kink: bool
+def _worst_table(worst: list[Entry]) -> list[str]:
+    names = sorted({k for e in worst for k in e.engines})
+    cols = ["index", "yours", "reference", *names, "|diff|", "tol", "step"]
+    lines = ["  worst entries:",
+             "    " + "".join(c.ljust(14 if c != "index" else 16) for c in cols)]
+    for e in worst:
+        row = [str(e.index).ljust(16), _fmt(e.yours, 14), _fmt(e.reference, 14)]
+        row += [_fmt(e.engines.get(n), 14) for n in names]
+        row += [f"{e.diff:.2e}".ljust(14), f"{e.tol:.2e}".ljust(14),
+                f"{e.step:.2e}" if e.step else "-"]
+        mark = ""
+        if e.bracket is not None:
+            mark = f"  (kink: one-sided {e.bracket[0]:.6g} .. {e.bracket[1]:.6g})"
+        elif e.kink:
+            mark = "  (kink)"
+        lines.append("    " + "".join(row) + mark)
+    return lines
 
 
-@dataclass
-class _Samples:
-    """The witness's own evaluations: directional derivatives along random directions."""
-
-    V: np.ndarray  # (k, *x.shape) directions
-    W: np.ndarray  # (k, m) the witness's directional derivatives (hessian: (k, 1))
-    E: np.ndarray  # their estimated errors
-    how: str
-    kink: bool
-
-
-def _witness_samples(kind: str, f: Fn, x: np.ndarray, ref: Reference, k: int, seed: int,
-                     fx: np.ndarray | None = None) -> _Samples:
-    """Evaluate ``f`` along ``k`` seeded random directions (finite differences, or the
-    complex step for analytic code): independent of AD, and of the tolerance.
-
-    ``fx`` is f(x) when it was already computed in float64 (saves one evaluation)."""
-    x64 = x.astype(np.float64, copy=False)
-    f0 = np.asarray(fx) if fx is not None and x.dtype == np.float64 else None
-    V = _directions(x64, k, seed)
-    n = x.size
-    use_complex = ref.exact and ref.kinks is not None and ref.kinks.analytic
-    outs, errs, how, kink = [], [], "", False
-    for v in V:
-        if kind == "hessian":
-            d = _second_difference(f, x64, v)
-            outs.append(d.value)
-            errs.append(d.error)
-            how = "second differences of f (Richardson)"
-            kink |= bool(np.any(d.kink))
-            continue
-        if use_complex and n <= COMPLEX_WITNESS_LIMIT:
-            try:
-                outs.append(np.ravel(complex_step(f, x64, v)))
-                errs.append(np.zeros_like(outs[-1]))
-                how = "complex step"
-                continue
-            except DiffcheckError:
-                use_complex = False
-        d = directional_difference(f, x64, v, levels=2 if n > 10 ** 5 else 8, f0=f0)
-        outs.append(np.ravel(d.value))
-        errs.append(np.ravel(d.error))
-        kink |= bool(np.any(d.kink))
-        how = "finite differences (Richardson)"
-    return _Samples(V, np.array(outs), np.array(errs), how, kink)
+def _slip_lines(res: CheckResult) -> list[str]:
+    if res.slip_probability is None:
+        return []
+    if res.slip_probability > SLIP_USEFUL:
+        return [f"  random directions: {res.directions}; their error bars are too wide here "
+                f"to catch a wrong {res.kind} whose error has norm {WITNESS_REL:g} x the "
+                f"{res.kind}'s"]
+    return [f"  random directions: {res.directions}; a wrong {res.kind} whose error has norm "
+            f">= {WITNESS_REL:g} x the {res.kind}'s slips past them with probability <= "
+            f"{res.slip_probability:.1e}"]
 
 
-def _witness_verdict(kind: str, s: _Samples, yours: np.ndarray, ref: Reference,
-                     tol: np.ndarray, size: np.ndarray | None = None) -> _Witness:
-    """Compare reference and yours with the witness's samples under tolerance ``tol``.
+# -- every engine at the worst entries ---------------------------------------------------------
 
-    ``size`` is ``max(|reference|, scale)`` in the shape of yours, when already at hand."""
-    k, n = len(s.V), s.V[0].size
-    W, E, how = s.W, s.E, s.how
-    Vf = s.V.reshape(k, n)
-    absV = np.abs(Vf)
-    R = ref.value.reshape(-1, n)
-    Y = yours.reshape(-1, n)
-    T = tol.reshape(-1, n)
-    if kind == "hessian":
-        proj = lambda M: np.einsum("kn,mn,km->k", Vf, M, Vf)[:, None]  # noqa: E731
-        bound = np.einsum("kn,mn,km->k", absV, T, absV)[:, None]
-    else:
-        proj = lambda M: Vf @ M.T  # noqa: E731
-        bound = absV @ T.T
-    ref_d, your_d = proj(R), proj(Y)
-    eps64 = np.finfo(float).eps
-    if kind != "hessian":
-        size = np.maximum(np.abs(R), ref.scale.reshape(R.shape)) if size is None else \
-            size.reshape(R.shape)
-        scale = absV @ size.T
-    else:
-        scale = np.abs(ref_d)
-    wtol = E + A_SCALE * eps64 * scale * 16 + 2 * bound
-    if how == "complex step":
-        wtol = wtol + 1e-10 * np.abs(ref_d)
-    agree = bool(np.all(np.abs(W - ref_d) <= wtol))
-    user = bool(np.all(np.abs(W - your_d) <= wtol))
-    worst = float(np.max(np.abs(W - ref_d) / np.maximum(np.abs(ref_d), 1e-300), initial=0.0))
-    slip = _slip(bound, absV, R, k)
-    text = (f"{how} along {k} random direction{'s' if k > 1 else ''} "
-            f"{'agrees' if agree else 'DISAGREES'} with the reference "
-            f"(rel. difference {worst:.1e})")
-    if not user:
-        text += "; your derivative disagrees with it along some direction"
-    return _Witness(text, agree, user, slip, s.kink)
-
-
-def _witness(kind: str, f: Fn, x: np.ndarray, yours: np.ndarray, ref: Reference,
-             tol: np.ndarray, k: int, seed: int, fx: np.ndarray | None = None) -> _Witness:
-    """Compare reference and yours with an independent evaluation along random directions.
-
-    ``fx`` is f(x) when it was already computed in float64 (saves one evaluation)."""
-    return _witness_verdict(kind, _witness_samples(kind, f, x, ref, k, seed, fx), yours, ref,
-                            tol)
-
-
-def _second_difference(f: Fn, x: np.ndarray, v: np.ndarray) -> Difference:
-    """v^T H v by central second differences of t -> f(x + t v), Richardson."""
-    f0 = float(evaluate(f, x).astype(np.float64).ravel()[0])
-    hs = 2.0 ** -3 / 2.0 ** np.arange(8)
-    plus = np.array([float(np.ravel(f(x + h * v))[0]) for h in hs])
-    minus = np.array([float(np.ravel(f(x - h * v))[0]) for h in hs])
-    D = (plus - 2 * f0 + minus) / hs ** 2
-    noise = 8 * np.finfo(float).eps * max(float(np.max(np.abs(plus))), abs(f0))
-    best, err, step = _richardson(D[:, None], hs, np.array([noise]), power=2)
-    none = np.array([False])
-    return Difference(best, err, step, best, best, none)
-
-
-def _slip(bound: np.ndarray, absV: np.ndarray, R: np.ndarray, k: int) -> float | None:
-    """Chance that an error of norm WITNESS_REL*|ref| escapes all k Gaussian directions.
-
-    ``absV``: the directions' magnitudes ``(k, n)``; ``R``: the reference ``(m, n)``."""
-    typical_v = absV[0] if k == 1 else absV.mean(axis=0)
-    rms_r = np.abs(R[0]) if len(R) == 1 else np.sqrt(np.mean(R ** 2, axis=0))
-    norm = float(np.linalg.norm(typical_v * rms_r))
-    if norm == 0:
-        return None
-    p = 1.0
-    for j in range(k):
-        p *= min(1.0, math.sqrt(2 / math.pi) * float(np.max(bound[j])) / (WITNESS_REL * norm))
-    return p
-
-
-def _localise(kind: str, f: Fn, x: np.ndarray, flat_idx: np.ndarray, analytic: bool
+def _localise(kind: str, f: Fn, x: np.ndarray, flat_idx: np.ndarray, analytic: bool,
+              exact: bool = True, noise: np.ndarray | None = None
               ) -> dict[int, dict[str, Any]]:
-    """Every engine's value at a few entries: forward mode, differences, complex step."""
+    """Every engine's value at a few entries: forward mode, differences, complex step.
+
+    Each engine that traces f is tried and left out where it fails (any exception):
+    finite differences, which only evaluate f, always answer."""
     x64 = x.astype(np.float64)
     n = x.size
     found: dict[int, dict[str, Any]] = {int(i): {"engines": {}} for i in flat_idx}
     cols = sorted({int(i) % n for i in flat_idx}) if kind != "hessian" else \
         sorted({int(i) // n for i in flat_idx})
     f0 = evaluate(f, x64)
-    fwd: dict[int, np.ndarray] = {}
-    try:
-        if kind == "hessian":
-            for c in cols:
-                fwd[c] = np.ravel(_hessian_column(f, x64, c))
-        else:
-            seeds = np.zeros((len(cols), n))
-            seeds[np.arange(len(cols)), cols] = 1.0
-            _, tan = _jvp(f, x64, seeds.reshape((len(cols), *x.shape)))
-            fwd = {c: np.ravel(tan[j]) for j, c in enumerate(cols)}
-    except DiffcheckError:
-        fwd = {}
+    fwd = _forward_columns(kind, f, x64, cols) if exact else {}
     for c in cols:
         e = np.zeros(n)
         size = abs(float(x64.flat[c]))
         e[c] = size if size > 0 else 1.0
         e = e.reshape(x.shape)
-        if kind == "hessian":
-            d = directional_difference(lambda z: _complex_gradient(f, z), x64, e, levels=8)
-        else:
-            d = directional_difference(f, x64, e, levels=10, f0=f0)
+        rows = [(i // n if kind != "hessian" else i % n) for i in found
+                if (i % n if kind != "hessian" else i // n) == c]
+        fd = _column_difference(kind, f, x64, e, c, f0, exact, noise, rows)
         cs = None
         if analytic:
-            try:
-                g = (lambda z: _complex_gradient(f, z)) if kind == "hessian" else f
-                cs = np.ravel(complex_step(g, x64, e)) / e.flat[c]
-            except DiffcheckError:
-                cs = None
+            g = (lambda z: _complex_gradient(f, z)) if kind == "hessian" else f
+            cs, _ = _attempt(lambda g=g, e=e, c=c: np.ravel(complex_step(g, x64, e)) / e.flat[c])
         for i in found:
             row, col = (i // n, i % n) if kind != "hessian" else (i % n, i // n)
             if col != c:
@@ -915,14 +795,71 @@ def _localise(kind: str, f: Fn, x: np.ndarray, flat_idx: np.ndarray, analytic: b
             eng = found[i]["engines"]
             if c in fwd:
                 eng["forward"] = float(fwd[c][row])
-            eng["finite"] = float(np.ravel(d.value)[row] / e.flat[c])
             if cs is not None:
                 eng["complex"] = float(cs[row])
+            if fd is None:
+                continue
+            d, values = fd
+            eng["finite"] = values[row]
             found[i]["step"] = d.step * e.flat[c]
-            found[i]["kink"] = bool(np.ravel(d.kink)[row])
-            found[i]["bracket"] = sorted([float(np.ravel(d.left)[row] / e.flat[c]),
-                                          float(np.ravel(d.right)[row] / e.flat[c])])
+            kinks = np.ravel(d.kink)
+            found[i]["kink"] = bool(kinks[row]) if row < kinks.size else False
     return found
+
+
+def _forward_columns(kind: str, f: Fn, x64: np.ndarray, cols: list[int]
+                     ) -> dict[int, np.ndarray]:
+    """Columns of the derivative by forward mode (Hessian: forward over reverse); empty
+    when f cannot be traced."""
+    def run() -> dict[int, np.ndarray]:
+        if kind == "hessian":
+            return {c: np.ravel(_hessian_column(f, x64, c)) for c in cols}
+        seeds = np.zeros((len(cols), x64.size))
+        seeds[np.arange(len(cols)), cols] = 1.0
+        _, tan = _jvp(f, x64, seeds.reshape((len(cols), *x64.shape)))
+        return {c: np.ravel(tan[j]) for j, c in enumerate(cols)}
+    got, _ = _attempt(run)
+    return got or {}
+
+
+def _column_difference(kind: str, f: Fn, x64: np.ndarray, e: np.ndarray, c: int,
+                       f0: np.ndarray, exact: bool, noise: np.ndarray | None, rows: list[int]):
+    """Finite differences of column ``c`` at ``rows``: ``(Difference, {row: value})``, or
+    None.
+
+    Hessians difference the AD gradient when f traces, else come from second differences
+    of f alone (f cannot be traced: nothing else is at hand)."""
+    if kind == "hessian" and not exact:
+        return _hessian_entries_fd(f, x64, c, rows, noise)
+    if kind != "hessian":
+        d = directional_difference(f, x64, e, levels=4, f0=f0, noise=noise)
+    else:
+        d, _ = _attempt(lambda: directional_difference(
+            lambda z: _complex_gradient(f, z), x64, e, levels=4))
+        if d is None:
+            return None
+    col = np.ravel(d.value) / e.flat[c]
+    return d, {r: float(col[r]) for r in rows}
+
+
+def _hessian_entries_fd(f: Fn, x64: np.ndarray, c: int, rows: list[int],
+                        noise: np.ndarray | None):
+    """``H[r, c]`` from second differences of f: ``(q(e_r + e_c) - q(e_r - e_c)) / 4``
+    with ``q(v) = v^T H v`` (and ``q(e_c)`` on the diagonal)."""
+    n = x64.size
+    size = np.where(np.abs(x64.ravel()) > 0, np.abs(x64.ravel()), 1.0)
+    out, last = {}, None
+    for r in rows:
+        er, ec = np.zeros(n), np.zeros(n)
+        er[r], ec[c] = size[r], size[c]
+        if r == c:
+            last = _second_difference(f, x64, ec.reshape(x64.shape), noise)
+            out[r] = float(np.ravel(last.value)[0]) / size[c] ** 2
+            continue
+        last = _second_difference(f, x64, (er + ec).reshape(x64.shape), noise)
+        down = _second_difference(f, x64, (er - ec).reshape(x64.shape), noise)
+        out[r] = float(np.ravel(last.value)[0] - np.ravel(down.value)[0]) / (4 * size[r] * size[c])
+    return last, out
 
 
 def _hessian_column(f: Fn, x: np.ndarray, c: int) -> np.ndarray:
@@ -939,25 +876,36 @@ def _hessian_column(f: Fn, x: np.ndarray, c: int) -> np.ndarray:
     return np.zeros(x.size)
 
 
+# -- the checks ------------------------------------------------------------------------------
+
+_NAMES = {"gradient": ("grad", "x's shape"), "jacobian": ("jac", "f(x).shape + x.shape"),
+          "hessian": ("hess", "x.shape + x.shape")}
+
+
+def _layout(kind: str, x: np.ndarray, fx: np.ndarray) -> tuple[tuple[int, ...], str, str]:
+    """The shape the user's derivative must have, its name and the shape in words."""
+    shape = {"gradient": x.shape, "jacobian": fx.shape + x.shape,
+             "hessian": x.shape + x.shape}[kind]
+    return shape, *_NAMES[kind]
+
+
 def _check(kind: str, f: Fn, yours_fn: Fn, x: Any, *, seed: int = 0,
            directions: int | None = None, rtol: float | None = None,
            atol: float | None = None) -> CheckResult:
     x = as_input(x)
     ref, why, fx = reference(kind, f, x, defer_probe=True)
-    name = {"gradient": "grad", "jacobian": "jac", "hessian": "hess"}[kind]
-    shape = {"gradient": x.shape, "jacobian": fx.shape + x.shape,
-             "hessian": x.shape + x.shape}[kind]
-    expected = {"gradient": "x's shape", "jacobian": "f(x).shape + x.shape",
-                "hessian": "x.shape + x.shape"}[kind]
+    shape, name, expected = _layout(kind, x, fx)
     yours = _user_array(yours_fn(x), shape, name, expected)
-    eps = working_eps(x, fx, yours)
+    prec = ref.precision if ref is not None else \
+        numpy_precision.detect(f, x.astype(np.float64), evaluate(f, x.astype(np.float64)))
+    eps = max(working_eps(x, fx, yours), prec.eps if prec is not None else 0.0)
+    label = dtype_label(eps) + (f" ({prec.how})" if prec is not None and prec.how else "")
     k = directions if directions is not None else (1 if x.size > 10 ** 5 else 3)
     if ref is None:
-        return _directions_only(kind, f, x, yours, eps, k, seed, why)
+        return _directions_only(kind, f, x, yours, eps, k, seed, why, prec, label)
     # the witness's evaluations of f first, before the tolerance arrays exist (less memory)
-    samples = _witness_samples(kind, f, x, ref, k, seed, fx=fx)
-    R = ref.value.reshape(yours.shape)
-    size = np.maximum(np.abs(R), ref.scale.reshape(R.shape))
+    samples = _witness_samples(kind, f, x, ref, k, seed, fx=fx,
+                               noise=prec.noise if prec is not None else None)
     # The float32 probe (a second AD pass) only ever widens the tolerance. In float64 it is
     # run only when the check would fail without it: an entry outside the tolerance, or
     # the witness disagreeing. A check that passes without the probe passes with it, one
@@ -965,68 +913,136 @@ def _check(kind: str, f: Fn, yours_fn: Fn, x: Any, *, seed: int = 0,
     # notes are those of the full tolerance; a passing result reports the tighter
     # tolerance it met (and the slip probability of that tighter comparison). In lower
     # precision the probe is part of what the tolerance reports, so it is always run.
+    # The rounding in the user's own formula is measured (and allowed for) the same way:
+    # only when the check would fail without it.
     if eps != np.finfo(np.float64).eps:
         ref.ensure_probe()
+    cmp = _Comparison(kind, yours, ref, samples, eps, rtol, atol)
+    if ref.probe is None and (cmp.failing or not cmp.wit.ok):
+        ref.ensure_probe()
+        cmp.judge()
+    rescued = 0
+    if cmp.failing:
+        rescued = cmp.allow(_user_rounding(kind, f, yours_fn, x, ref, shape, name, expected,
+                                           seed))
+    res = _result(kind, yours, cmp.R, cmp.tol, cmp.diff, ref, cmp.wit, seed, label, k, eps,
+                  cmp.size)
+    if rescued > 0:
+        res.notes.append(
+            f"your {name} carries rounding of its own (measured at points a few hundred ulps "
+            f"away: up to {float(np.max(cmp.rounding)):.1e}); the tolerance allows for it, "
+            f"which accepts {rescued} entr{'y' if rescued == 1 else 'ies'}")
+    if why:
+        res.notes.append(f"f could not be traced ({why}); finite differences are the "
+                         "reference")
+    if not cmp.wit.ok and ref.exact:
+        res.notes.append("the witness disagrees with the AD reference: f may be "
+                         "non-differentiable near x, or a diffcheck rule is wrong")
+    if cmp.bad.any():
+        _explain(res, kind, f, x, cmp.bad, cmp.diff, cmp.tol, ref, seed)
+    elif not cmp.wit.user_ok and not ref.exact:
+        res.ok = False
+        res.directional = (f"your directional derivatives disagree with the witness "
+                           f"(largest difference {cmp.wit.worst_user[0]:.3e}, "
+                           f"{cmp.wit.worst_user[1]:.1e} relative)")
+    return res
 
-    def limits() -> np.ndarray:
-        probe = None if ref.probe is None else ref.probe.reshape(R.shape)
-        tol = _tolerance(size, probe, eps)
-        if rtol is not None:
-            tol = tol + rtol * size
-        if atol is not None:
-            tol = tol + atol
+
+class _Comparison:
+    """Yours against the reference entry by entry and along the witness's directions,
+    under a tolerance that can be widened (the float32 probe, your own rounding) and the
+    comparison redone: :meth:`judge`."""
+
+    def __init__(self, kind: str, yours: np.ndarray, ref: Reference, samples: Any,
+                 eps: float, rtol: float | None, atol: float | None):
+        self.kind, self.yours, self.ref, self.samples = kind, yours, ref, samples
+        self.eps, self.rtol, self.atol = eps, rtol, atol
+        self.R = ref.value.reshape(yours.shape)
+        self.size = np.maximum(np.abs(self.R), ref.scale.reshape(self.R.shape))
+        self.rounding: np.ndarray | None = None
+        self.diff = _abs_diff(yours, self.R)
+        self.judge()
+
+    @property
+    def failing(self) -> bool:
+        return bool(self.bad.any()) or not self.wit.user_ok
+
+    def limits(self) -> np.ndarray:
+        """The tolerance per entry, from what is known so far."""
+        ref, shape = self.ref, self.R.shape
+        probe = None if ref.probe is None else ref.probe.reshape(shape)
+        tol = _tolerance(self.size, probe, self.eps)
+        if self.rtol is not None:
+            tol = tol + self.rtol * self.size
+        if self.atol is not None:
+            tol = tol + self.atol
         if ref.error is not None:
-            tol = tol + np.nan_to_num(ref.error.reshape(R.shape), nan=np.inf)
+            tol = tol + np.nan_to_num(ref.error.reshape(shape), nan=np.inf)
+        if self.rounding is not None:
+            tol = tol + self.rounding
         return tol
 
-    tol = limits()
+    def judge(self) -> None:
+        self.tol = self.limits()
+        self.bad = ~(self.diff <= self.tol)
+        self.wit = _witness_verdict(self.kind, self.samples, self.yours, self.ref, self.tol,
+                                    self.size)
+
+    def allow(self, rounding: np.ndarray | None) -> int:
+        """Allow for your own rounding (if measured and not 0); how many entries it accepts."""
+        if rounding is None or not np.any(rounding > 0):
+            return 0
+        before = int(np.count_nonzero(self.bad))
+        self.rounding = rounding.reshape(self.R.shape)
+        self.judge()
+        return before - int(np.count_nonzero(self.bad))
+
+
+def _abs_diff(yours: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """|yours - R| in one array (infinite where yours is not finite)."""
     with np.errstate(all="ignore"):
         diff = np.empty(R.shape, np.result_type(yours, R))
         np.subtract(yours, R, out=diff)
         np.abs(diff, out=diff)
-        finite = np.isfinite(yours)
-        if not finite.all():
-            diff[~finite] = np.inf
-    del finite
-    bad = ~(diff <= tol)
-    wit = _witness_verdict(kind, samples, yours, ref, tol, size)
-    if ref.probe is None and (bad.any() or not wit.ok or not wit.user_ok):
-        ref.ensure_probe()
-        tol = limits()
-        bad = ~(diff <= tol)
-        wit = _witness_verdict(kind, samples, yours, ref, tol, size)
-    res = _result(kind, yours, R, tol, diff, ref, wit, seed, eps, x, k, size)
-    if why:
-        res.notes.append(f"f could not be traced ({why}); finite differences are the "
-                         "reference")
-    if not wit.ok and ref.exact:
-        res.notes.append("the witness disagrees with the AD reference: f may be "
-                         "non-differentiable near x, or a diffcheck rule is wrong")
-    if bad.any():
-        with np.errstate(all="ignore"):
-            excess = diff / np.maximum(tol, np.finfo(float).tiny)
-        _explain(res, kind, f, x, bad, excess, ref)
-    elif not wit.user_ok and not ref.exact:
-        res.ok = False
-        res.notes.append("your derivative disagrees with the witness along a random "
-                         "direction")
-    return res
+        finite_ = np.isfinite(yours)
+        if not finite_.all():
+            diff[~finite_] = np.inf
+    return diff
 
 
-def _result(kind, yours, R, tol, diff, ref, wit, seed, eps, x, k, size=None) -> CheckResult:
+def _user_rounding(kind: str, f: Fn, yours_fn: Fn, x: np.ndarray, ref: Reference,
+                   shape: tuple[int, ...], name: str, expected: str, seed: int
+                   ) -> np.ndarray | None:
+    """The rounding in the user's own formula (see
+    :func:`numpy_precision.derivative_rounding`), or None if it cannot be measured."""
+    def ref_at(z: np.ndarray) -> np.ndarray:
+        z64 = z.astype(np.float64)
+        if ref.exact:
+            return np.reshape(_ad_value(kind, f, z64), shape)
+        return np.reshape(_fd_reference(kind, f, z64, ref.precision).value, shape)
+
+    return numpy_precision.derivative_rounding(
+        lambda z: _user_array(yours_fn(z), shape, name, expected), ref_at, x, seed=seed)
+
+
+def _result(kind, yours, R, tol, diff, ref, wit, seed, label, k, eps, size=None
+            ) -> CheckResult:
+    """The result's numbers. The relative error of an entry is its error over its size,
+    where that is at least ``sqrt(eps)`` of the largest size (a reference entry that is 0
+    up to rounding or a finite-difference error bar makes no entry "100% off")."""
     if size is None:
         size = np.maximum(np.abs(R), ref.scale.reshape(R.shape))
     with np.errstate(all="ignore"):
-        rel = np.empty(np.shape(diff), np.result_type(diff, size))
-        np.divide(diff, size, out=rel)
+        rel = np.maximum(size, math.sqrt(eps) * float(np.max(size, initial=0.0)))
+        np.divide(diff, rel, out=rel)
         rel[diff == 0] = 0.0  # exact agreement, even where the size is 0
-        rel[~(size > 0) & (diff != 0)] = np.inf
+        zero = ~(size > 0) & (diff <= tol)
+        if zero.any():  # a reference that is 0, met within tolerance: no error either
+            rel[zero] = 0.0
     worst = np.unravel_index(int(np.argmax(rel)), R.shape) if R.size else None
-    dtype = {2.0 ** -52: "float64", 2.0 ** -23: "float32", 2.0 ** -10: "float16"}.get(
-        eps, f"eps={eps:g}")
     return CheckResult(
         kind=kind, ok=True, yours=yours, reference=R, tolerance=tol, method=ref.method,
-        witness=wit.text, seed=seed, dtype=dtype,
+        witness=wit.text, seed=seed, dtype=label,
         max_abs_error=float(np.max(diff, initial=0.0)),
         max_rel_error=float(np.max(rel, initial=0.0)),
         worst_index=tuple(int(i) for i in worst) if worst is not None else None,
@@ -1034,57 +1050,124 @@ def _result(kind, yours, R, tol, diff, ref, wit, seed, eps, x, k, size=None) -> 
 
 
 def _explain(res: CheckResult, kind: str, f: Fn, x: np.ndarray, bad: np.ndarray,
-             excess: np.ndarray, ref: Reference) -> None:
-    """Localise the failing entries, ask every engine about them, forgive kinks."""
+             diff: np.ndarray, tol: np.ndarray, ref: Reference, seed: int) -> None:
+    """Judge every failing entry at kinks, then show the worst with every engine's value.
+
+    The kink test (:mod:`diffcheck.numpy_kinks`) examines all failing entries, however
+    many: a value between the one-sided derivatives passes, one outside fails. Up to
+    ``MAX_LOCALISE`` of them are then asked of every engine for the report."""
+    with np.errstate(all="ignore"):
+        excess = np.ravel(diff / np.maximum(tol, np.finfo(float).tiny))
     flat_bad = np.flatnonzero(bad)
-    order = flat_bad[np.argsort(-np.ravel(excess)[flat_bad], kind="stable")][:MAX_LOCALISE]
+    verdict = _kink_verdict(kind, f, x, ref, res, bad, seed)
+    forgiven = np.zeros(bad.size, bool) if verdict is None else np.ravel(verdict.forgiven)
+    still, at_kink = flat_bad[~forgiven[flat_bad]], flat_bad[forgiven[flat_bad]]
+    order = np.concatenate([still[np.argsort(-excess[still], kind="stable")],
+                            at_kink[np.argsort(-excess[at_kink], kind="stable")]])
+    order = order[:MAX_LOCALISE]
     analytic = ref.kinks is not None and ref.kinks.analytic
-    info = _localise(kind, f, x, order, analytic)
-    entries = []
-    forgiven = 0
-    for i in order:
-        idx = tuple(int(j) for j in np.unravel_index(int(i), res.yours.shape))
-        meta = info[int(i)]
-        e = Entry(idx, float(res.yours[idx]), float(res.reference[idx]),
-                  float(res.tolerance[idx]), meta["engines"], meta.get("step"),
-                  meta.get("kink", False))
-        lo, hi = meta.get("bracket", (np.nan, np.nan))
-        if e.kink and lo - e.tol <= e.yours <= hi + e.tol:
-            forgiven += 1
-        entries.append(e)
-    res.worst = entries[:SHOW]
-    res.n_bad = int(flat_bad.size)
-    at_kink = ref.kinks is not None and ref.kinks.at_kink
-    if forgiven == flat_bad.size or (at_kink and forgiven == len(order) == flat_bad.size):
-        res.ok = True
-        res.kink = (f"x is at a kink of {ref.kinks.describe() if at_kink else 'f'}: the "
-                    f"derivative is not defined at the {forgiven} entr"
-                    f"{'y' if forgiven == 1 else 'ies'} shown; your values lie between the "
-                    "one-sided derivatives, so they are not counted as errors")
-        res.n_bad = 0
-    else:
-        res.ok = False
-        if at_kink:
-            res.kink = (f"x is at a kink of {ref.kinks.describe()}; entries whose one-sided "
-                        "derivatives bracket your value are marked (kink)")
+    noise = ref.precision.noise if ref.precision is not None else None
+    info = _localise(kind, f, x, order, analytic, ref.exact, noise)
+    res.worst = [_entry(res, int(i), info[int(i)], verdict) for i in order][:SHOW]
+    where = ref.kinks.describe() if ref.kinks is not None and ref.kinks.at_kink else "f"
+    if verdict is not None and verdict.ok:
+        res.ok, res.n_bad = True, 0
+        m = verdict.examined
+        res.kink = (f"x is at a kink of {where}: the derivative is not defined at {m} "
+                    f"entr{'y' if m == 1 else 'ies'}; yours lie between the one-sided "
+                    f"derivatives there ({verdict.how}), so they are not counted as errors")
+        return
+    res.ok = False
+    if verdict is None:
+        res.n_bad = int(flat_bad.size)
+        return
+    if still.size == 0:  # each entry in its range, but no subgradient together
+        res.n_bad = int(flat_bad.size)
+        res.kink = (f"x is at a kink of {where}: each failing entry lies between its "
+                    f"one-sided derivatives, but {verdict.failure}")
+        return
+    res.n_bad = int(still.size)
+    parts = []
+    if at_kink.size:
+        parts.append(f"{at_kink.size} failing entr{'y lies' if at_kink.size == 1 else 'ies lie'}"
+                     " between the one-sided derivatives and "
+                     f"{'is' if at_kink.size == 1 else 'are'} not counted")
+    out = [e for e in res.worst if e.bracket is not None and not
+           e.bracket[0] - e.tol <= e.yours <= e.bracket[1] + e.tol]
+    if out:
+        parts.append(f"{out[0].index}: your {out[0].yours:.6g} is outside the range between "
+                     f"its one-sided derivatives [{out[0].bracket[0]:.6g}, "
+                     f"{out[0].bracket[1]:.6g}]")
+    if verdict.failure:
+        parts.append(verdict.failure)
+    if parts:
+        res.kink = f"x is at a kink of {where}: " + "; ".join(parts)
 
 
-def _directions_only(kind, f, x, yours, eps, k, seed, why) -> CheckResult:
+def _entry(res: CheckResult, i: int, meta: dict[str, Any], verdict) -> Entry:
+    idx = tuple(int(j) for j in np.unravel_index(i, res.yours.shape))
+    bracket = None
+    if verdict is not None and verdict.kinked is not None and np.ravel(verdict.kinked)[i]:
+        bracket = (float(np.ravel(verdict.lo)[i]), float(np.ravel(verdict.hi)[i]))
+    return Entry(idx, float(res.yours[idx]), float(res.reference[idx]),
+                 float(res.tolerance[idx]), meta["engines"], meta.get("step"),
+                 bool(meta.get("kink", False)) or bracket is not None, bracket)
+
+
+def _kink_verdict(kind: str, f: Fn, x: np.ndarray, ref: Reference, res: CheckResult,
+                  bad: np.ndarray, seed: int):
+    """The subgradient verdict on the failing entries, or None where f has no kinks.
+
+    Traced f: one-sided limits of AD at nearby points (only when tracing met a tie: a kink
+    of abs, maximum, max, sort, a comparison at equality). Otherwise one-sided finite
+    differences, one per failing column (f cannot be traced, so the reference is dense
+    differences: few columns)."""
+    n = x.size
+    x64 = x.astype(np.float64)
+    R, Y = ref.value.reshape(-1, n), res.yours.reshape(-1, n)
+    T, B = res.tolerance.reshape(-1, n), bad.reshape(-1, n)
+    if ref.exact:
+        if ref.kinks is None or not ref.kinks.at_kink:
+            return None  # no tie at x: every entry's derivative is defined, AD's is it
+        eps = _output_eps(evaluate(f, x64))
+        got, why = _attempt(lambda: numpy_kinks.one_sided_ad(
+            lambda z: _ad_value(kind, f, z), x64, R=R, yours=Y, tol=T, bad=B, eps=eps,
+            seed=seed, directions=kind != "hessian"))
+        if got is not None:
+            return got
+        res.notes.append(f"the one-sided derivatives could not be traced ({why}); finite "
+                         "differences give them")
+    if kind == "hessian" or np.count_nonzero(np.any(B, axis=0)) > 4 * DENSE_FD_LIMIT:
+        return None
+    noise = ref.precision.noise if ref.precision is not None else None
+    return numpy_kinks.one_sided_fd(
+        lambda v: directional_difference(f, x64, v.reshape(x.shape), levels=4, noise=noise),
+        x64, yours=Y, tol=T, bad=B, R=R)
+
+
+def _directions_only(kind, f, x, yours, eps, k, seed, why, prec, label) -> CheckResult:
     """No AD and too many inputs for dense differences: random directions only."""
     flat = yours.reshape(-1, x.size)
-    ref = Reference(flat, np.abs(flat), np.zeros_like(flat), "none", False, None)
+    ref = Reference(flat, np.abs(flat), np.zeros_like(flat), "none", False, None,
+                    precision=prec)
     tol = tolerance(yours, np.abs(yours), np.zeros_like(yours), eps)
     k = max(k, 3)
-    wit = _witness(kind, f, x, yours, ref, tol, k, seed)
-    text = wit.text.split(" agrees")[0].split(" DISAGREES")[0]
-    res = _result(kind, yours, yours, tol, np.zeros_like(yours), ref, wit, seed, eps, x, k)
-    res.reference = np.full_like(yours, np.nan)
-    res.method = "none: f could not be traced and has too many inputs for dense differences"
-    res.witness = f"{text}: your directional derivatives " + (
-        "agree" if wit.user_ok else "DISAGREE")
-    res.max_abs_error = res.max_rel_error = float("nan")
-    res.worst_index = None
-    res.ok = wit.user_ok
+    s = _witness_samples(kind, f, x, ref, k, seed, noise=prec.noise if prec else None)
+    wit = _witness_verdict(kind, s, yours, ref, tol)
+    dirs = f"{s.how} along {k} random directions"
+    if not wit.user_ok:
+        text = f"{dirs}: your directional derivatives DISAGREE"
+    elif wit.state == "inconclusive":
+        text = (f"{dirs} cannot resolve the {kind} to {WITNESS_REL:g} here: your directional "
+                "derivatives are not contradicted, but not confirmed to that level either")
+    else:
+        text = f"{dirs}: your directional derivatives agree"
+    res = CheckResult(
+        kind=kind, ok=wit.user_ok, yours=yours, reference=np.full_like(yours, np.nan),
+        tolerance=tol, method="none: f could not be traced and has too many inputs for "
+        "dense differences", witness=text, seed=seed, dtype=label,
+        max_abs_error=wit.worst_user[0], max_rel_error=wit.worst_user[1], worst_index=None,
+        directions=k, slip_probability=wit.slip, localised=False)
     res.notes.append(f"f could not be traced ({why}); only random directions were checked, "
                      "so wrong entries cannot be localised")
     return res
@@ -1105,7 +1188,11 @@ def check_gradient(f: Fn, grad: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> r.ok, r.worst_index
     (False, (0,))
     """
-    return _check("gradient", f, grad, x, **opts)
+    if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
+        return _claim_check("gradient", f, grad, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("gradient", f, grad, x, _check, **opts)
 
 
 def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1116,7 +1203,11 @@ def check_jacobian(f: Fn, jac: Fn, x: Any, **opts: Any) -> CheckResult:
     >>> check_jacobian(f, jac, np.array([2.0, 0.5])).ok
     True
     """
-    return _check("jacobian", f, jac, x, **opts)
+    if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
+        return _claim_check("jacobian", f, jac, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("jacobian", f, jac, x, _check, **opts)
 
 
 def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
@@ -1127,7 +1218,17 @@ def check_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
     ...               np.array([1.0, 3.0])).ok
     True
     """
-    return _check("hessian", f, hess, x, **opts)
+    if isinstance(f, str):  # an expression and a claimed formula: see diffcheck.claims
+        return _claim_check("hessian", f, hess, x, **opts)
+    from .treecheck import check  # pytrees, and f written with JAX
+
+    return check("hessian", f, hess, x, _check, **opts)
+
+
+def _claim_check(kind: str, f: str, claimed: Any, x: Any, **opts: Any) -> Any:
+    from .claims.routing import check_text
+
+    return check_text(kind, f, claimed, x, **opts)
 
 
 def _assert(result: CheckResult) -> CheckResult:
@@ -1167,7 +1268,13 @@ def assert_hessian(f: Fn, hess: Fn, x: Any, **opts: Any) -> CheckResult:
 
 @dataclass
 class TaylorResult:
-    """Remainders of the Taylor expansion along one direction and their observed order."""
+    """Remainders of the Taylor expansion along one direction and their observed order.
+
+    ``rounding``: the rounding level of each remainder (f's measured noise, and the
+    rounding of your gradient and Hessian times ``h``); ``usable``: the rows well above
+    it, from which alone the order is read. ``order`` is NaN when no two consecutive rows
+    are usable (the remainders sit at rounding level: nothing to see above it).
+    """
 
     steps: np.ndarray
     remainders: np.ndarray
@@ -1176,17 +1283,27 @@ class TaylorResult:
     expected: int
     ok: bool
     seed: int
+    rounding: np.ndarray | None = None
+    usable: np.ndarray | None = None
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
-        lines = [f"Taylor test: {'OK' if self.ok else 'FAILED'}: observed order "
-                 f"{self.order:.2f}, expected {self.expected} (seed {self.seed})",
-                 "    h            remainder     order"]
+        verdict = "OK" if self.ok else "FAILED"
+        if np.isnan(self.order):
+            head = (f"Taylor test: {verdict}: the remainders stay at rounding level, expected "
+                    f"order {self.expected} (seed {self.seed})")
+        else:
+            head = (f"Taylor test: {verdict}: observed order {self.order:.2f} (where the "
+                    f"remainders settle), expected {self.expected} (seed {self.seed})")
+        lines = [head, "    h            remainder     order"]
         for i, (h, r) in enumerate(zip(self.steps, self.remainders, strict=True)):
             o = f"{self.orders[i - 1]:.2f}" if i else ""
-            lines.append(f"    {h:.3e}    {r:.3e}     {o}")
+            mark = ""
+            if self.usable is not None and not self.usable[i]:
+                mark = "   (rounding level)"
+            lines.append(f"    {h:.3e}    {r:.3e}     {o:<5}{mark}")
         return "\n".join(lines)
 
 
@@ -1195,7 +1312,10 @@ def taylor_test(f: Fn, grad: Fn, x: Any, hess: Fn | None = None, *, seed: int = 
     """Remainders ``|f(x+hv) - f(x) - h grad.v [- h^2/2 v.H.v]|`` over halving ``h``.
 
     For a right gradient they shrink like ``h**2`` (order 2), for a wrong one like ``h``
-    (order 1); with a right Hessian, order 3. No tolerance involved.
+    (order 1); with a right Hessian, order 3. The verdict is the order the table shows
+    where it settles: the median of the last orders between rows well above rounding
+    (f's noise as measured, see :mod:`diffcheck.numpy_precision`, and the rounding of your
+    gradient's own dtype); rows at rounding level say nothing and are marked so.
 
     >>> t = taylor_test(lambda x: np.sum(np.sin(x)), np.cos, np.array([0.3, 1.2]))
     >>> t.ok, round(t.order)
@@ -1203,31 +1323,46 @@ def taylor_test(f: Fn, grad: Fn, x: Any, hess: Fn | None = None, *, seed: int = 
     >>> taylor_test(lambda x: np.sum(np.sin(x)), np.sin, np.array([0.3, 1.2])).ok
     False
     """
+    from .treecheck import is_tree, on_tree_taylor  # pytrees: flat views of x, grad, hess
+
+    if is_tree(x):
+        return on_tree_taylor(taylor_test, f, grad, x, hess, seed=seed, levels=levels)
     x = as_input(x)
-    fx = evaluate(f, x)
-    _scalar_output(fx)
-    g = _user_array(grad(x), x.shape, "grad", "x's shape").astype(np.float64)
+    _scalar_output(evaluate(f, x))
+    g_user = _user_array(grad(x), x.shape, "grad", "x's shape")
+    g = g_user.astype(np.float64)
     x64 = x.astype(np.float64)
-    v = _directions(x64, 1, seed)[0]
+    v = _directions(x64, 1, seed)[0].astype(np.float64)
     v = v / max(float(np.max(np.abs(v))), np.finfo(float).tiny) * \
         max(float(np.max(np.abs(x64))), 1.0)
-    f0 = float(evaluate(f, x64).ravel()[0])
+    f0_arr = evaluate(f, x64)
+    f0 = float(f0_arr.ravel()[0])
+    prec = numpy_precision.detect(f, x64, f0_arr)
     slope = float(np.sum(g * v))
-    curv = 0.0
+    curv, curv_size, eps_h = 0.0, 0.0, 0.0
     if hess is not None:
-        H = _user_array(hess(x), x.shape + x.shape, "hess", "x.shape + x.shape")
-        curv = float(v.ravel() @ H.reshape(x.size, x.size).astype(np.float64) @ v.ravel())
+        H_user = _user_array(hess(x), x.shape + x.shape, "hess", "x.shape + x.shape")
+        H = H_user.reshape(x.size, x.size).astype(np.float64)
+        curv = float(v.ravel() @ H @ v.ravel())
+        curv_size, eps_h = float(np.abs(v.ravel()) @ np.abs(H) @ np.abs(v.ravel())), \
+            _output_eps(H_user)
     hs = 2.0 ** -4 / 2.0 ** np.arange(levels)
-    vals = np.array([float(evaluate(f, x64 + h * v).ravel()[0]) for h in hs])
+    vals = np.array([_value_at(f, x64 + h * v) for h in hs])
     rem = np.abs(vals - f0 - hs * slope - 0.5 * hs ** 2 * curv)
     with np.errstate(all="ignore"):
         orders = np.log2(rem[:-1] / rem[1:])
-    eps = working_eps(x, fx, evaluate(f, x64))
-    noise = 64 * eps * (abs(f0) + np.abs(hs * slope))
-    usable = (rem[:-1] > noise[:-1] * 100) & (rem[1:] > noise[1:] * 10) & np.isfinite(orders)
+    # what a right gradient (and Hessian) still leaves: f's noise at two points, and the
+    # rounding of yours (a float32 gradient is off by ~eps32 |g| |v|: a term of order 1)
+    rounding = 2 * float(np.max(prec.noise)) + 4 * np.finfo(float).eps * abs(f0) + \
+        4 * hs * _output_eps(g_user) * float(np.sum(np.abs(g * v))) + \
+        2 * hs ** 2 * eps_h * curv_size
+    usable = np.isfinite(rem) & (rem > 10 * rounding)
+    pairs = usable[:-1] & usable[1:] & np.isfinite(orders)
     expected = 3 if hess is not None else 2
-    if not np.any(usable):
-        order = float(expected)  # remainders at rounding level from the start: exact
+    if not np.any(pairs):
+        order = float("nan")
+        ok = bool(np.all(~usable[1:]))  # nothing above rounding below the first step
     else:
-        order = float(np.median(orders[usable][-4:]))
-    return TaylorResult(hs, rem, orders, order, expected, order > expected - 0.5, seed)
+        order = float(np.median(orders[pairs][-3:]))
+        ok = order > expected - 0.5
+    return TaylorResult(hs, rem, orders, order, expected, ok, seed, rounding, usable)

@@ -14,6 +14,16 @@ x**2*y + (x + y)**2
 [2*x1 + x2**2, -x1**2 + 3*x2]
 >>> variables_of(parse("x10 + x2 + a"))
 ['a', 'x2', 'x10']
+
+Text pasted from notes works too: Greek letters are names (``θ``, ``λ``), ``π`` is pi,
+``·`` ``×`` ``−`` ``÷`` are operators, superscripts are powers and ``√(`` is sqrt:
+
+>>> parse("2·θ² − √(λ)·π")
+2*θ**2 - pi*sqrt(λ)
+>>> parse("e^x")  # e is Euler's number unless it is declared a variable
+exp(x)
+>>> parse("e^x", variables=["e"])
+e**x
 """
 
 from __future__ import annotations
@@ -21,7 +31,9 @@ from __future__ import annotations
 import math
 import operator
 import re
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import sympy
 
@@ -35,27 +47,37 @@ MAX_DEPTH = 100  #: nesting of parentheses, calls and brackets
 MAX_DIGITS = 300  #: digits of an integer literal; float literals must fit float64
 MAX_RESULT_DIGITS = 10_000  #: digits of a number computed from literals (9**9**9)
 MAX_EXPONENT = 10_000  #: magnitude of a numeric exponent on a symbolic base
+MAX_SUPERSCRIPT = 20  #: characters of a superscript exponent (x²³)
 
-CONSTANTS = {"pi": sympy.pi, "E": sympy.E}
+#: names of constants; ``e`` is Euler's number too, unless the user declares it a variable
+#: (names it in ``--at`` or ``--wrt``), as any of these names and the function names
+CONSTANTS = {"pi": sympy.pi, "E": sympy.E, "e": sympy.E}
 
-# name -> (allowed argument counts, builder); the rule table supplies most of them
-_BUILDERS: dict[str, tuple[tuple[int, ...], object]] = {
-    name: ((row.arity,), row.sympy) for name, row in PARSE_FUNCTIONS.items() if row.sympy
+# name -> (allowed argument counts, builder), from the rule table (cbrt is a power)
+_BUILDERS: dict[str, tuple[Sequence[int], Callable]] = {
+    name: (row.nargs or (row.arity,), row.build or row.sympy)
+    for name, row in PARSE_FUNCTIONS.items() if row.build or row.sympy
 }
-_BUILDERS.update({
-    "sqrt": ((1,), sympy.sqrt),
-    "cbrt": ((1,), lambda x: sympy.Pow(x, sympy.Rational(1, 3))),
-    "log": ((1, 2), sympy.log),
-    "ln": ((1,), sympy.log),
-})
+_BUILDERS["cbrt"] = ((1,), lambda x: sympy.Pow(x, sympy.Rational(1, 3)))
 FUNCTIONS = frozenset(_BUILDERS)
 
-_TOKEN = re.compile(r"""
+# letters of names: Latin and Greek (but not π, which is pi), and the micro sign (read as μ)
+_LETTER = "A-Za-z_\u0391-\u03a9\u03b1-\u03bf\u03c1-\u03c9\u00b5"
+NAME = re.compile(f"[{_LETTER}][{_LETTER}0-9]*")  #: a variable or function name
+
+_TOKEN = re.compile(rf"""
     (?P<ws>\s+)
-  | (?P<num>(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_][A-Za-z_0-9]*)
+  | (?P<num>(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+)(?:[eE][+-]?[0-9]+)?)
+  | (?P<name>{NAME.pattern})
   | (?P<op>\*\*|[-+*/^(),\[\]])
+  | (?P<uop>[·⋅×∗−–÷])
+  | (?P<sup>[⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺]+)
+  | (?P<root>[√∛])
+  | (?P<pi>π)
 """, re.VERBOSE)
+_UNICODE_OPS = {"·": "*", "⋅": "*", "×": "*", "∗": "*", "−": "-", "–": "-", "÷": "/"}
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺", "0123456789-+")
+_ROOTS = {"√": "sqrt", "∛": "cbrt"}
 
 _PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "u+": 3, "u-": 3, "**": 4}
 
@@ -65,14 +87,28 @@ class Token:
     kind: str  # num, name, op, end
     text: str
     col: int
+    src: str = ""  # the characters typed, where they differ from text ('²' for '**', '2')
+
+    @property
+    def shown(self) -> str:
+        return self.src or self.text
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split text into tokens; any other character is a ParseError with a caret."""
+    """Split text into tokens; any other character is a ParseError with a caret.
+
+    Math notation is read as the operators it stands for, and every token keeps the column
+    of the character typed: ``x²`` is ``x ** 2``, ``2·θ`` is ``2 * θ``, ``√(x)`` is
+    ``sqrt(x)`` and ``√x`` is ``sqrt(x)``, ``π`` is ``pi``.
+
+    >>> [t.text for t in tokenize("√x·y⁻¹")]
+    ['sqrt', '(', 'x', ')', '*', 'y', '**', '-', '1', '']
+    """
     if len(text) > MAX_LENGTH:
         raise ParseError(f"expression is {len(text):,} characters long; the limit is "
                          f"{MAX_LENGTH:,}")
-    tokens, pos = [], 0
+    tokens: list[Token] = []
+    pos, root = 0, None
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if m is None:
@@ -81,16 +117,68 @@ def tokenize(text: str) -> list[Token]:
             hint = " (attribute access is not allowed)" if ch == "." else ""
             raise ParseError(f"unexpected character {shown} at column {pos}{hint}",
                              text=text, column=pos)
-        kind = m.lastgroup
-        if kind != "ws":
-            tokens.append(Token(kind, m.group(), pos))
+        if m.lastgroup != "ws":
+            if root is not None:  # the operand of √ without parentheses
+                _root_operand(text, m, root, tokens)
+                root = None
+            else:
+                root = _add_tokens(text, m, tokens)
             if len(tokens) > MAX_TOKENS:
                 raise ParseError(f"expression has more than {MAX_TOKENS:,} tokens (numbers, "
                                  "names, operators); split it into smaller expressions",
                                  text=text, column=pos)
         pos = m.end()
+    if root is not None:
+        raise _root_error(text, root)
     tokens.append(Token("end", "", len(text)))
     return tokens
+
+
+def _add_tokens(text: str, m: re.Match, tokens: list[Token]) -> Token | None:
+    """Append the tokens of one match; returns the sqrt token of a √ not followed by '('."""
+    kind, raw, col = m.lastgroup, m.group(), m.start()
+    if kind == "uop":
+        tokens.append(Token("op", _UNICODE_OPS[raw], col, raw))
+    elif kind == "sup":
+        if len(raw) > MAX_SUPERSCRIPT:
+            raise ParseError(f"superscript exponent of {len(raw):,} characters (the limit is "
+                             f"{MAX_SUPERSCRIPT}) at column {col}", text=text, column=col)
+        tokens.append(Token("op", "**", col, raw))
+        for part in re.findall(r"[0-9]+|[-+]", raw.translate(_SUPERSCRIPTS)):
+            tokens.append(Token("num" if part[0].isdigit() else "op", part, col, raw))
+    elif kind == "pi":
+        tokens.append(Token("name", "pi", col, raw))
+    elif kind == "root":
+        tokens.append(Token("name", _ROOTS[raw], col, raw))
+        if not text.startswith("(", _skip_space(text, m.end())):
+            return tokens[-1]
+    elif kind == "name" and "µ" in raw:
+        tokens.append(Token("name", canonical_name(raw), col, raw))
+    else:
+        tokens.append(Token(kind, raw, col))
+    return None
+
+
+def _root_operand(text: str, m: re.Match, root: Token, tokens: list[Token]) -> None:
+    """``√x`` and ``√2``: the root applies to the one name or number that follows."""
+    after = _skip_space(text, m.end())
+    if m.lastgroup not in ("num", "name", "pi") or text.startswith(("(", "**", "^"), after) \
+            or (after < len(text) and text[after] in "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺"):
+        raise _root_error(text, root)
+    tokens.append(Token("op", "(", root.col, root.src))
+    _add_tokens(text, m, tokens)
+    tokens.append(Token("op", ")", root.col, root.src))
+
+
+def _root_error(text: str, root: Token) -> ParseError:
+    return ParseError(f"write the argument of {root.src} in parentheses, as in {root.src}(x) or "
+                      f"{root.src}(x**2), at column {root.col}", text=text, column=root.col)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
 
 
 class _Terms(list):
@@ -102,8 +190,9 @@ class _Factors(list):
 
 
 class _Parser:
-    def __init__(self, text: str):
+    def __init__(self, text: str, variables: Collection[str] = ()):
         self.text = text
+        self.declared = frozenset(variables)  # names that are variables whatever else they are
         self.tokens = tokenize(text)
         self.values: list = []
         self.ops: list = []  # entries: (kind, text, col, extra)
@@ -219,7 +308,7 @@ class _Parser:
         if tok.kind == "end":
             what = "expression is empty" if i == 0 else "expression ends too early"
             raise self.error(f"{what}: a number, name or '(' is missing", tok.col)
-        raise self.error(f"expected a number, a name or '(' but found '{tok.text}'", tok.col)
+        raise self.error(f"expected a number, a name or '(' but found '{tok.shown}'", tok.col)
 
     def operator(self, tok: Token, i: int) -> tuple[int, bool]:
         t = tok.text
@@ -239,7 +328,7 @@ class _Parser:
         if t == "]":
             self.close("]", tok.col)
             return i, False
-        raise self.error(f"expected an operator but found '{tok.text}' (write products "
+        raise self.error(f"expected an operator but found '{tok.shown}' (write products "
                          "with '*', e.g. 2*x)", tok.col)
 
     def push_binary(self, op: str, col: int) -> None:
@@ -297,10 +386,16 @@ class _Parser:
         del self.values[start:]
         counts, build = _BUILDERS[name]
         if len(args) not in counts:
-            want = " or ".join(str(c) for c in counts)
+            want = f"{counts[0]} to {counts[-1]}" if len(counts) > 2 else \
+                " or ".join(str(c) for c in counts)
             raise self.error(f"{name}() takes {want} argument{'s' if want != '1' else ''}, "
                              f"got {len(args)}", col)
-        self.values.append(self.canon.make(name, build, args))
+        try:
+            self.values.append(self.canon.make(name, build, args))
+        except ParseError as err:  # a builder refused an argument (log(x, 1), gamma(10**8))
+            if err.column is not None:
+                raise
+            raise self.error(err.message, col) from None
 
     def number(self, tok: Token):
         text = tok.text
@@ -317,9 +412,12 @@ class _Parser:
 
     def name(self, tok: Token):
         n = tok.text
-        if n in FUNCTIONS:
-            raise self.error(f"'{n}' is a function: call it, as in {n}(x)", tok.col)
-        if n in CONSTANTS:
+        if n in self.declared:
+            pass
+        elif n in FUNCTIONS:
+            raise self.error(f"'{n}' is a function: call it, as in {n}(x) (to use {n} as a "
+                             "variable, name it in --at or --wrt)", tok.col)
+        elif n in CONSTANTS:
             return CONSTANTS[n]
         if n.startswith("__"):
             raise self.error(f"names starting with '__' are not allowed ('{n}')", tok.col)
@@ -333,8 +431,37 @@ def _short(x) -> str:
     return s if len(s) <= 20 else s[:8] + "..." + s[-4:]
 
 
-def parse(text: str) -> sympy.Expr | list[sympy.Expr]:
+class Parsed(NamedTuple):
+    """A parsed expression and the variables as written (in natural order): a variable that
+    cancels (``x`` in ``x - x + y``) is still a variable of what the user typed."""
+
+    expr: sympy.Expr | list[sympy.Expr]
+    names: list[str]
+
+
+def parse_expression(text: str, *, variables: Collection[str] = ()) -> Parsed:
+    """Parse text, and report the variable names it uses.
+
+    ``variables``: names that are variables even where they would be a constant (``e``,
+    ``pi``) or a function name (``gamma``), as the CLI's ``--at`` and ``--wrt`` declare them.
+
+    >>> p = parse_expression("x - x + y")
+    >>> p.expr, p.names
+    (y, ['x', 'y'])
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"expression must be text, got {type(text).__name__}")
+    with paused_gc():
+        parser = _Parser(text, variables)
+        expr = parser.run()
+    return Parsed(expr, sorted(parser.symbols, key=natural_key))
+
+
+def parse(text: str, *, variables: Collection[str] = ()) -> sympy.Expr | list[sympy.Expr]:
     """Parse expression text into a SymPy expression (or a list, for ``[f1, f2, ...]``).
+
+    ``e`` is Euler's number, as ``E`` is, unless ``variables`` names it (see
+    :func:`parse_expression`).
 
     Raises:
         ParseError: the text is malformed or breaks a limit; the message shows the column.
@@ -349,10 +476,22 @@ def parse(text: str) -> sympy.Expr | list[sympy.Expr]:
       2 x
         ^
     """
-    if not isinstance(text, str):
-        raise ParseError(f"expression must be text, got {type(text).__name__}")
-    with paused_gc():
-        return _Parser(text).run()
+    return parse_expression(text, variables=variables).expr
+
+
+def function_names() -> list[str]:
+    """Every function name the parser accepts (from the rule table), sorted: the CLI help
+    and docs/cli.md list these.
+
+    >>> function_names()[:4]
+    ['Abs', 'abs', 'acos', 'acosh']
+    """
+    return sorted(FUNCTIONS, key=lambda n: (n.lower(), n))
+
+
+def canonical_name(name: str) -> str:
+    """A name as the parser spells it (the micro sign µ is the Greek letter μ)."""
+    return name.replace("µ", "μ")
 
 
 def natural_key(name: str) -> list:

@@ -29,7 +29,7 @@ import sympy
 
 from .canon import fold_dag
 from .errors import DomainError, UnsupportedError
-from .primitives import ROWS, SYMPY_ROWS, Primitive
+from .primitives import ROWS, SYMPY_ROWS, Primitive, jax_function
 from .tracing import is_traced
 
 
@@ -129,7 +129,39 @@ class Program:
         return ok
 
     def first_violation(self, inputs: Sequence[float]) -> tuple[Node, str] | None:
-        """The first node (in evaluation order) that is undefined at a single point."""
+        """The first node (in evaluation order) that is undefined at a single point, and the
+        condition it needs, over its arguments (``"t - 5 > 0"``)."""
+        found = self._violation(inputs)
+        if found is None:
+            return None
+        nd, template = self.nodes[found[0]], found[2]
+        texts = [self.node_text(a) for a in nd.args]
+        return nd, "a finite value" if template is None else _fill(template, texts)
+
+    def explain_violation(self, inputs: Sequence[float]) -> tuple[str, str] | None:
+        """Which subexpression leaves its domain at a single point, and why in words, with
+        the values of its arguments (None when every node is defined).
+
+        >>> x = sympy.Symbol("t", real=True)
+        >>> Program.from_sympy([sympy.log(x - 5)], ["t"]).explain_violation([1.0])
+        ('log(t - 5)', 'its argument t - 5 = -4 must be > 0')
+        """
+        found = self._violation(inputs)
+        if found is None:
+            return None
+        i, vals, template = found
+        nd = self.nodes[i]
+        if template is None:
+            v = float(np.asarray(vals[i]).flat[0])
+            why = f"overflows float64 ({v})" if np.isinf(v) else "is not a number (nan)"
+            return self.node_text(i), f"its value {why}"
+        args = [(self.node_text(a), vals[a], self.nodes[a].op == "const") for a in nd.args]
+        role = "denominator" if nd.row.infix == "/" else "argument"
+        return self.node_text(i), _explain(template, args, role)
+
+    def _violation(self, inputs: Sequence[float]) -> tuple[int, list[Any], str | None] | None:
+        """(node, all values, domain text or None for a non-finite value) of the first node
+        that is undefined at a single point."""
         with np.errstate(all="ignore"):
             vals = self.evaluate(inputs, keep=True)
             for i, (nd, v) in enumerate(zip(self.nodes, vals, strict=True)):
@@ -138,10 +170,30 @@ class Program:
                 domain = self._domain(i)
                 if domain is not None and not bool(np.all(domain[0](*[vals[a]
                                                                        for a in nd.args]))):
-                    return nd, domain[1]
+                    return i, vals, domain[1]
                 if not bool(np.all(np.isfinite(v))):
-                    return nd, "a finite value"
+                    return i, vals, None
         return None
+
+    def node_text(self, i: int, depth: int = 3) -> str:
+        """Node ``i`` as text: its SymPy subexpression, its name, its value, or (for the
+        intermediate nodes of a folded sum or product) its operation over its arguments."""
+        nd = self.nodes[i]
+        if nd.op == "input":
+            return str(nd.name)
+        if nd.op == "const":
+            return _fmt(nd.value)
+        if nd.expr is not None:
+            return _brief(str(nd.expr))
+        if depth == 0:
+            return "..."
+        args = [self.node_text(a, depth - 1) for a in nd.args]
+        row = nd.row
+        if row.infix:
+            return f"({f' {row.infix} '.join(args)})"
+        if row.name == "neg":
+            return f"(-{args[0]})"
+        return f"{row.parse[0] if row.parse else row.name}({', '.join(args)})"
 
     def _domain(self, i: int) -> tuple[Callable[..., Any], str] | None:
         """Node ``i``'s domain and its text: the row's, or its ``varying_domain`` when an
@@ -162,6 +214,12 @@ class Program:
         for nd in self.nodes:
             varies.append(nd.op == "input" or any(varies[a] for a in nd.args))
         return varies
+
+    def varies(self) -> list[bool]:
+        """For each node, whether it depends on the inputs (``log(10)`` does not)."""
+        if self._varies is None:
+            self._varies = self._depends_on_inputs()
+        return self._varies
 
     def op_count(self) -> dict[str, int]:
         """How many nodes of each operation."""
@@ -185,17 +243,55 @@ class Program:
         return f
 
 
+def _fmt(v: Any) -> str:
+    """A value for messages: 12 significant digits (``-4``, ``0.333333333333``)."""
+    v = float(np.asarray(v).flat[0]) if np.ndim(v) else float(v)
+    return f"{v:.12g}"
+
+
+def _brief(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + " ... " + text[-15:]
+
+
+def _explain(template: str, args: list[tuple[str, Any, bool]], role: str = "argument") -> str:
+    """A domain condition in words, with the values of the arguments it is about.
+
+    ``args`` holds (text, value, is a constant) per argument of the node; ``template`` is the
+    row's domain text over ``{0}``, ``{1}``, ...; ``role`` names the argument a condition on
+    one argument is about, when it is not the first (a quotient's denominator).
+
+    >>> _explain("{0} > 0", [("t - 5", -4.0, False)])
+    'its argument t - 5 = -4 must be > 0'
+    >>> _explain("{1} != 0", [("1", 1.0, True), ("x - 1", 0.0, False)], "denominator")
+    'its denominator x - 1 = 0 must be != 0'
+    >>> _explain("-1 < {0} < 1", [("x/4", 1.25, False)])
+    'its argument x/4 = 1.25 must satisfy -1 < x/4 < 1'
+    """
+    texts = [t for t, _, _ in args]
+    used = [k for k in range(len(args)) if f"{{{k}}}" in template] or range(len(args))
+    if len(used) == 1 and template.count(f"{{{used[0]}}}") == 1:
+        k = used[0]
+        text, value, const = args[k]
+        prefix = "its argument " if k == 0 else f"its {role} " if role != "argument" else ""
+        subject = prefix + text + ("" if const else f" = {_fmt(value)}")
+        if template.startswith(f"{{{k}}} "):
+            return f"{subject} must be {template[len(str(k)) + 3:]}"
+        return f"{subject} must satisfy {_fill(template, texts)}"
+    values = ", ".join(f"{t} = {_fmt(v)}" for k, (t, v, const) in enumerate(args)
+                       if k in used and not const)
+    return f"it needs {_fill(template, texts)}" + (f"; here {values}" if values else "")
+
+
+def _fill(template: str, texts: list[str]) -> str:
+    """A domain text with the argument texts in place (as written, if it has no slots)."""
+    try:
+        return template.format(*texts)
+    except (IndexError, KeyError, ValueError):
+        return template
+
+
 def _jax_functions() -> dict[str, Any]:
-    import importlib
-
-    import jax
-
-    table = {}
-    for name, row in ROWS.items():
-        mod_name, _, attr = ("jax." + row.jax).rpartition(".")
-        table[name] = getattr(importlib.import_module(mod_name), attr)
-    del jax
-    return table
+    return {name: jax_function(row) for name, row in ROWS.items()}
 
 
 class _Builder:
@@ -256,6 +352,8 @@ class _Builder:
             return _plan_pow(e)
         head = type(e)
         if head in SYMPY_ROWS:
+            if head is sympy.Max and len(e.args) == 2 and e.args[0] == 0:
+                return ("apply", "relu", [e.args[1]])  # Max(0, x), as relu(x) is written
             return ("apply", SYMPY_ROWS[head].name, list(e.args))
         raise UnsupportedError(f"no rule for SymPy '{head.__name__}' in {e}")
 
@@ -267,7 +365,10 @@ class _Builder:
             return self.const(plan[1])
         ids = lambda xs: [self.memo[x] for x in xs]  # noqa: E731
         if kind == "apply":
-            return self.emit(Node(plan[1], tuple(ids(plan[2])), expr=e))
+            args = ids(plan[2])
+            while len(args) > ROWS[plan[1]].arity:  # n-ary Max/Min: a chain of pairs
+                args = [self.emit(Node(plan[1], tuple(args[:2]))), *args[2:]]
+            return self.emit(Node(plan[1], tuple(args), expr=e))
         if kind == "sum":
             return self.fold(ids(plan[1]), ids(plan[2]), "add", "sub", "neg", e)
         if kind == "product":

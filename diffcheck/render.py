@@ -29,6 +29,16 @@ def entry_name(kind: str, idx: tuple[int, ...], variables: list[str], vector: bo
     return f"d2{f}/d{variables[idx[1]]}d{variables[idx[2]]}"
 
 
+def _cell(p: PointResult, engine: str, kind: str, idx: tuple[int, ...]) -> str:
+    value = p.values[engine][kind][idx]
+    if engine not in p.errors:
+        return fmt(value)
+    err = p.errors[engine][kind][idx]
+    if not (np.isfinite(value) and np.isfinite(err)):
+        return "not resolved"
+    return f"{fmt(value)} ±{err:.1e}"
+
+
 def _indices(report: Report, kind: str) -> list[tuple[int, ...]]:
     m, n = report.outputs, len(report.variables)
     if kind == "jacobian":
@@ -61,11 +71,7 @@ def render_point(report: Report, p: PointResult, number: int) -> list[str]:
     for kind in p.values[engines[0]]:
         for idx in _indices(report, kind)[:MAX_ROWS]:
             cells = [entry_name(kind, idx, report.variables, report.vector)]
-            for e in engines:
-                cell = fmt(p.values[e][kind][idx])
-                if e in p.errors:
-                    cell += f" ±{p.errors[e][kind][idx]:.1e}"
-                cells.append(cell)
+            cells += [_cell(p, e, kind, idx) for e in engines]
             rows.append(cells)
     table = [["entry", *engines], *rows]
     widths = [max(len(r[c]) for r in table) + 2 for c in range(len(table[0]))]
@@ -75,6 +81,7 @@ def render_point(report: Report, p: PointResult, number: int) -> list[str]:
                      if e != p.verdict.reference)
     lines.append(f"  max relative error vs {p.verdict.reference}: {errs}   "
                  f"{'OK' if p.ok else 'MISMATCH'}")
+    lines += _conditioning_lines(report, p)
     for m in p.verdict.mismatches[:10]:
         name = entry_name(m.kind, m.index, report.variables, report.vector)
         lines.append(f"  ! {m.engine} {name}"
@@ -83,11 +90,34 @@ def render_point(report: Report, p: PointResult, number: int) -> list[str]:
     return lines
 
 
+def _conditioning_lines(report: Report, p: PointResult) -> list[str]:
+    """What float64 can be trusted with at this point, and what was not resolved."""
+    lines = []
+    if p.ill_conditioned:
+        lost = "all" if p.digits_lost >= 15.95 else f"{p.digits_lost:.0f}"
+        how = ("symbolic is evaluated with 50+ digits, the float64 engines carry the rounding "
+               "shown as ±" if p.precise else
+               "every engine computes in float64 and carries the rounding shown as ±")
+        lines.append(f"  ill-conditioned: float64 loses {lost} of its 16 digits here "
+                     "(cancellation, or overflow on the way);")
+        lines.append(f"    {how}")
+        if p.verdict.rounding_limited:
+            who = ", ".join(p.verdict.rounding_limited)
+            lines.append(f"  {who} agree{'s' if len(p.verdict.rounding_limited) == 1 else ''}"
+                         f" with {p.verdict.reference} only within that rounding")
+    names = [report.entry(kind, idx) for _, kind, idx in p.verdict.unresolved]
+    if names:
+        lines.append(f"  not resolved by finite differences (not compared): "
+                     f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
+    return lines
+
+
 def verdict_line(report: Report) -> str:
     n = len(report.points)
     pts = f"{n} point{'s' if n != 1 else ''}"
-    if report.ok:
-        return f"OK: all {len(report.engines)} engines agree at {pts}."
+    if all(p.ok for p in report.points):
+        return f"OK: all {len(report.engines)} engines agree at {pts}{_caveats(report)}."
+
     bad = [(i, p) for i, p in enumerate(report.points, 1) if not p.ok]
     i, p = bad[0]
     m = max(p.verdict.mismatches, key=lambda m: m.relative)
@@ -98,14 +128,39 @@ def verdict_line(report: Report) -> str:
             f"{fmt(m.value)} vs {fmt(m.reference)} (relative error {m.relative:.2g}).")
 
 
+def _caveats(report: Report) -> str:
+    """What an OK verdict does not cover: float64 rounding at ill-conditioned points,
+    entries finite differences could not resolve."""
+    parts = []
+    ill = [i for i, p in enumerate(report.points, 1) if p.ill_conditioned]
+    if ill:
+        limited = sorted({e for p in report.points for e in p.verdict.rounding_limited},
+                         key=list(report.engines).index)
+        where = f"point{'s' if len(ill) > 1 else ''} {', '.join(map(str, ill[:5]))}"
+        lost = max(report.points[i - 1].digits_lost for i in ill)
+        lost_text = "all 16" if lost >= 15.95 else f"{lost:.0f}"
+        parts.append((f"{', '.join(limited)} only within their float64 rounding (±) at "
+                      if limited else "float64 rounding shown (±) at ") +
+                     f"{where}, where float64 loses {lost_text} digits")
+    unresolved = sum(len(p.verdict.unresolved) for p in report.points)
+    if unresolved:
+        parts.append(f"finite differences could not resolve {unresolved} "
+                     f"entr{'ies' if unresolved > 1 else 'y'}, not compared")
+    return f"; {'; '.join(parts)}" if parts else ""
+
+
 def render_report(report: Report) -> str:
+    from .claims.text import claim_lines, summary_line
+
     lines: list[Any] = [f"expression: {report.expression}",
                         f"variables:  {', '.join(report.variables) or '(none)'}",
                         f"engines:    {', '.join(report.engines)}", ""]
+    lines += claim_lines(report)
     lines += render_formulas(report)
     for i, p in enumerate(report.points, 1):
         lines.append("")
         lines += render_point(report, p, i)
     lines += [""] + [f"note: {n}" for n in report.notes]
     lines.append(verdict_line(report))
+    lines.append(summary_line(report))
     return "\n".join(line for line in lines if line is not None)

@@ -26,8 +26,11 @@ class PointResult:
     at: dict[str, float]
     value: np.ndarray  # (m,)
     values: dict[str, dict[str, np.ndarray]]  # engine -> kind -> array (m, n[, n])
-    errors: dict[str, dict[str, np.ndarray]]  # finite -> kind -> error estimate
+    errors: dict[str, dict[str, np.ndarray]]  # engine -> kind -> estimated absolute error
     verdict: Verdict
+    ill_conditioned: bool = False  # float64 loses more digits here than the tolerance allows
+    digits_lost: float = 0.0  # decimal digits float64 loses in f or a derivative here
+    precise: bool = False  # the symbolic values were computed with 50+ digits
 
     @property
     def ok(self) -> bool:
@@ -45,6 +48,7 @@ class Report:
     engines: list[str]
     points: list[PointResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    claims: list[Any] = field(default_factory=list)  # claims.ClaimResult, one per claim
 
     @property
     def outputs(self) -> int:
@@ -52,7 +56,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(p.ok for p in self.points)
+        return all(p.ok for p in self.points) and all(c.ok for c in self.claims)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -68,7 +72,7 @@ class Report:
         sym: dict[str, Any] = {key: _shape_out(self.formulas["jacobian"], self.vector)}
         if self.hessian:
             sym["hessian"] = _shape_out(self.formulas["hessian"], self.vector)
-        return {
+        doc = {
             "expression": self.expression,
             "variables": list(self.variables),
             "outputs": self.outputs,
@@ -76,6 +80,9 @@ class Report:
             "symbolic": sym,
             "points": [self._point_dict(p) for p in self.points],
         }
+        if self.claims:
+            doc["claims"] = [c.to_dict() for c in self.claims]
+        return doc
 
     def to_json(self, **kw: Any) -> str:
         return json.dumps(self.to_dict(), **kw)
@@ -94,7 +101,7 @@ class Report:
                                                     self.vector)
             engines[name] = d
         value = _floats(p.value)
-        return {
+        out = {
             "at": {k: float(v) for k, v in p.at.items()},
             "value": value if self.vector else value[0],
             "ok": p.ok,
@@ -103,6 +110,19 @@ class Report:
             "reference": p.verdict.reference,
             "disagreeing": p.verdict.disagreeing,
         }
+        if p.ill_conditioned:  # float64 cannot be trusted here: the keys appear only then
+            out["ill_conditioned"] = True
+            out["digits_lost"] = round(p.digits_lost, 1)
+        if p.verdict.unresolved:
+            out["unresolved"] = [self.entry(kind, idx) for _, kind, idx in p.verdict.unresolved]
+        return out
+
+    def entry(self, kind: str, idx: tuple[int, ...]) -> str:
+        """An entry's name: ``df/dx``, ``df2/dy``, ``d2f/dxdy``."""
+        f = f"f{idx[0] + 1}" if self.vector else "f"
+        if kind == "jacobian":
+            return f"d{f}/d{self.variables[idx[1]]}"
+        return f"d2{f}/d{self.variables[idx[1]]}d{self.variables[idx[2]]}"
 
     # -- text ----------------------------------------------------------------------------------
     def __str__(self) -> str:

@@ -65,7 +65,8 @@ class Expression:
 
         prog = _program_cache.get(self)
         if prog is None:
-            prog = Program.from_sympy([parse(self.text)], list(self.variables))
+            prog = Program.from_sympy([parse(self.text, variables=self.variables)],
+                                      list(self.variables))
             _program_cache[self] = prog
         return prog.evaluate([x[i] for i in range(len(self.variables))])[0]
 

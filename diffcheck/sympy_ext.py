@@ -1,4 +1,5 @@
-"""SymPy functions diffcheck adds: ``sigmoid`` and ``softplus``.
+"""SymPy functions diffcheck adds: ``sigmoid`` and ``softplus``, and ``floor``/``ceiling``
+with their derivative off the jumps (0).
 
 Their derivatives are SymPy's own (``fdiff``), written independently of the rule table.
 
@@ -48,3 +49,25 @@ class softplus(sympy.Function):  # noqa: N801
 
     def _eval_rewrite_as_exp(self, x, **kwargs):
         return sympy.log(1 + sympy.exp(x))
+
+
+class floor(sympy.floor):  # noqa: N801
+    """SymPy's floor with its derivative away from the whole numbers: 0.
+
+    SymPy leaves ``Derivative(floor(x), x)`` unevaluated (the derivative is a sum of deltas
+    at the whole numbers); diffcheck checks derivatives only off the jumps, where it is 0.
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> sympy.diff(floor(x) * x, x)
+    floor(x)
+    """
+
+    def fdiff(self, argindex: int = 1):
+        return sympy.S.Zero
+
+
+class ceiling(sympy.ceiling):  # noqa: N801
+    """SymPy's ceiling with its derivative away from the whole numbers: 0."""
+
+    def fdiff(self, argindex: int = 1):
+        return sympy.S.Zero

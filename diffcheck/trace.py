@@ -36,7 +36,7 @@ from .check import Function, _parse_assignments, user_points
 from .engines.forward import Dual, tangent_of, value_of
 from .engines.reverse import Tape, Var, backward
 from .errors import DiffcheckError, ParseError, UsageError
-from .parse import parse
+from .parse import NAME, parse
 from .primitives import Primitive, partial_text
 from .program import Node, Program
 from .tracing import next_level
@@ -171,7 +171,7 @@ def evaluation_trace(expr: Any, at: Any, *, wrt: Any = None, direction: Any = No
     >>> [(r.node, r.adjoint[0]) for r in t.rows[:2]]
     [('w1', 93.0), ('w2', 27.0)]
     """
-    fn = Function.from_text(expr, wrt)
+    fn = Function.from_text(expr, wrt, at)
     X = user_points(fn, at)
     if X.shape[0] != 1:
         raise UsageError(f"a trace is taken at one point; got {X.shape[0]}")
@@ -341,9 +341,10 @@ def definition_text(row: Primitive, args: list[str]) -> str:
 
 
 def _tidy(text: str) -> str:
-    """Let SymPy fold constants in a rendered partial (``2*x**(2 - 1)`` -> ``2*x``)."""
+    """Let SymPy fold constants in a rendered partial (``2*x**(2 - 1)`` -> ``2*x``); the
+    names in it are node names (a node may be called ``e``)."""
     try:
-        return str(parse(text))
+        return str(parse(text, variables=NAME.findall(text)))
     except (ParseError, DiffcheckError):
         return text
 
@@ -419,19 +420,20 @@ def _real(v: Any) -> float:
 def _chain_forward(prog: Program, sym: list, seed: np.ndarray) -> list[float]:
     """Tangents by the chain rule over SymPy's local partials."""
     tan = [0.0] * len(prog.nodes)
+    varies = prog.varies()  # constant subexpressions (log(10)) carry no tangent
     for i, nd in enumerate(prog.nodes):
         if nd.op == "input":
             tan[i] = float(seed[prog.inputs.index(nd.name)])
-        elif nd.op != "const":
+        elif varies[i]:
             tan[i] = sum((p if p is not None else math.nan) * tan[a]
-                         for a, p in zip(nd.args, sym[i], strict=True)
-                         if prog.nodes[a].op != "const")
+                         for a, p in zip(nd.args, sym[i], strict=True) if varies[a])
     return tan
 
 
 def _chain_reverse(prog: Program, sym: list) -> list[list[float]]:
     """Adjoints by the chain rule over SymPy's local partials, for each output."""
     adj = [[0.0] * len(prog.outputs) for _ in prog.nodes]
+    varies = prog.varies()
     for k, o in enumerate(prog.outputs):
         bar = [0.0] * len(prog.nodes)
         bar[o] = 1.0
@@ -440,7 +442,7 @@ def _chain_reverse(prog: Program, sym: list) -> list[list[float]]:
             if nd.op in ("input", "const") or bar[i] == 0.0:
                 continue
             for a, p in zip(nd.args, sym[i], strict=True):
-                if prog.nodes[a].op != "const":
+                if varies[a]:  # constant subexpressions (log(10)) get no adjoint
                     bar[a] += (p if p is not None else math.nan) * bar[i]
         for i in range(len(prog.nodes)):
             adj[i][k] = bar[i]
@@ -693,7 +695,7 @@ def for_cli(args: Any, report: Any) -> dict[str, Any]:
     direction is ``args.direction`` when the CLI has that option, else the first ``--wrt``
     variable.
     """
-    fn = Function.from_text(args.expression, args.wrt)
+    fn = Function.from_text(args.expression, args.wrt, args.at)
     direction = getattr(args, "direction", None)
     traces = [trace_function(fn, np.array([p.at[v] for v in fn.variables]), direction)
               for p in report.points]

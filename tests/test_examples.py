@@ -123,3 +123,33 @@ def test_mlp_batchnorm(capsys):
     assert r["loss_after"] < r["loss_before"] / 10
     assert r["epoch_loss"][-1] < r["epoch_loss"][0]
     assert "check_gradient bn_bug: WRONG" in out
+    # the failure printed after "layer: OK" says it is the intended one, on the same line
+    failed = [line for line in out.splitlines() if "FAILED" in line]
+    assert failed and all("meant to fail" in line for line in failed), failed
+
+
+def test_claims_from_the_notes(capsys):
+    r, out = run("claims_from_the_notes", capsys)
+    for name in ("Jacobian R2 -> R3", "six-hump camel Hessian", "computational graph",
+                 "backpropagation", "multivariate chain rule", "AD illustration"):
+        assert r[name]["ok"] and set(r[name]["verdicts"]) == {"proved"}, name
+    assert r["J(2, 1)"] == [[2.0, 2.0], [-4.0, 3.0], [4.0, 8.0]]
+    assert r["H(0, 1)"] == [[8.0, 1.0], [1.0, 40.0]]
+    slip = r["AD illustration, da/dx forgotten"]
+    assert slip["verdicts"] == ["wrong"] and slip["diagnoses"] == ["missing-chain-factor"]
+    assert slip["counterexamples"][0]["at"] == {"x": 1.0}
+    transposed = r["Jacobian written transposed"]
+    assert transposed["verdicts"] == ["proved", "wrong", "wrong", "proved"]
+    assert transposed["diagnoses"] == ["transposed", "transposed"]
+    assert "d/dx(x**2) = 2*x wherever x**2 is inside" in out
+
+
+def test_jax_custom_rules(capsys):
+    r, out = run("jax_custom_rules", capsys)
+    assert r["softplus"]["ok"] and r["gelu"]["ok"]
+    assert not r["softplus_bug"]["ok"] and r["softplus_bug"]["failed_modes"] == ["VJP"]
+    assert r["softplus_bug"]["worst"].startswith("args[0][")
+    assert not r["gelu_bug"]["ok"] and r["gelu_bug"]["jax"] == "passes"  # jax.test_util misses it
+    assert r["logsumexp"]["ok"] and r["logsumexp"]["jax"] == "fails"  # ... and flags this one
+    assert not r["logsumexp_bug"]["ok"]
+    assert r["minimize_refused"] and "is wrong" in out

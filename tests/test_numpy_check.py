@@ -255,7 +255,7 @@ def test_kink_is_reported_not_failed():
 
 def test_relu_kink_without_tracing():
     def f(x):
-        x = np.asarray(x)  # defeats tracing: finite differences become the reference
+        x = np.array([float(v) for v in x])  # defeats tracing: finite differences decide
         return np.sum(np.maximum(x, 0) ** 1 * 3)
     x = np.array([0.0, 1.0, -1.0])
     res = dc.check_gradient(f, lambda x: 3.0 * (x >= 0), x)
@@ -373,7 +373,9 @@ def test_float64_probe_runs_only_when_the_check_needs_it(monkeypatch):
     # a bug: the probe runs and the entries are judged under the full tolerance
     bad = dc.check_gradient(f, lambda x: grad(x) * (1 + 1e-3 * (np.arange(20) == 7)), x)
     assert not bad.ok and bad.worst_index == (7,) and bad.n_bad == 1 and calls == [1]
-    assert np.array_equal(bad.tolerance, full)
+    # the full tolerance, plus the rounding measured in the user's own formula (a failing
+    # check measures it too): a few float64 ulps at most here
+    assert np.all(bad.tolerance >= full) and np.all(bad.tolerance - full <= 1e-14)
 
 
 def test_float64_probe_still_forgives_cancellation(monkeypatch):

@@ -150,7 +150,72 @@ CASES = {
                           np.trapezoid(x[0], dx=0.5) +
                           np.sum(np.average(x, axis=1, weights=B33[0] ** 2)) +
                           np.average(x, weights=x ** 2), X23, True),
+    # functions autograd's tests use (issue 14); sp is scipy.special, imported on first use
+    "deg2rad_rad2deg": (lambda x: np.sum(np.sin(np.deg2rad(x * 50)) * np.rad2deg(x) +
+                                         np.radians(x) * np.degrees(x) ** 2), X4, False),
+    "remainder_fmod": (lambda x: np.sum(np.remainder(x * 3, 0.7) ** 2 + np.mod(x, -0.4) +
+                                        np.fmod(-x * 2, 0.3) ** 3), X23, False),
+    "fmax_fmin": (lambda x: np.sum(np.fmax(x, x[::-1] * 1.1) ** 2 * np.fmin(x, 1.0) +
+                                   np.fmax(x, np.nan)), X4, False),
+    "logaddexp2": (lambda x: np.sum(np.logaddexp2(x, x[::-1] ** 2) * x), X4, False),
+    "sinc": (lambda x: np.sum(np.sinc(x * 2) ** 2) + np.sinc(x[0] * 0), X4, True),
+    "nan_to_num": (lambda x: np.sum(np.sin(np.nan_to_num(x + np.array([0.0, np.nan, np.inf,
+                                                                      -np.inf])))), X4, False),
+    "real_imag": (lambda x: np.sum(np.real(x) ** 2 + np.imag(x) + np.real_if_close(x) * x +
+                                   np.angle(x - 1.0)), X4, False),
+    "flipud_fliplr_rot90": (lambda x: np.sum(np.flipud(x) * A34[:2, :3] + np.fliplr(x) ** 2) +
+                            np.sum(np.rot90(x) ** 2 @ B33[:2, :2]) +
+                            np.sum(np.rot90(x, -1) * np.rot90(x, 3)) + np.sum(np.rot90(x, 2) * x),
+                            X23, True),
+    "hsplit_vsplit_dsplit": (lambda x: np.sum(np.hsplit(x, 3)[2] ** 2 * np.vsplit(x, 2)[1][:, :1])
+                             + np.sum(np.dsplit(x.reshape(1, 2, 3), [1])[1] ** 3) +
+                             np.sum(np.hsplit(x[0], [2])[0] ** 2), X23, True),
+    "rollaxis_atleast": (lambda x: np.sum(np.rollaxis(x.reshape(1, 2, 3), 2) ** 2 *
+                                          np.arange(6.0).reshape(3, 1, 2)) +
+                         np.sum(np.atleast_3d(x) ** 3) + np.sum(np.atleast_2d(x[0]) ** 2) +
+                         np.sum(np.atleast_1d(x[0, 0]) * x), X23, True),
+    "partition": (lambda x: np.sum(np.partition(x, 1, axis=1)[:, :2] ** 2) +
+                  np.partition(x.ravel(), 3)[3] * 2.0, X23, False),
+    "gradient": (lambda x: np.sum(np.gradient(x)[1] ** 2) + np.sum(np.gradient(x, 0.5, axis=0) *
+                                                                   x) +
+                 np.sum(np.gradient(x[0], edge_order=2) ** 3), X23, True),
+    "einsum_diag_interleaved": (lambda x: np.einsum("ii", x) + np.sum(np.einsum("ii->i", x) ** 2)
+                                + np.sum(np.einsum(x, [0, 1], B33, [1, 2], [0, 2]) ** 2) +
+                                np.einsum("iij->j", x[None] * x[:, None] + 0 * x[:, :, None]
+                                          ).sum(), X33, True),
+    "dot_nd": (lambda x: np.sum(np.dot(x.reshape(1, 3, 3), B33) ** 2) +
+               np.sum(np.dot(B33[:2], x.reshape(3, 3, 1)[..., 0]) ** 2) +
+               np.sum(np.dot(x.reshape(3, 1, 3), B33[0]) ** 2), X33, True),
+    "linspace": (lambda x: np.sum(np.linspace(x[0], x[1], 5) ** 2) +
+                 np.sum(np.linspace(x[:2], x[2:], 3, endpoint=False, axis=1) ** 3), X4, True),
+    "select": (lambda x: np.sum(np.select([x < 0.8, x > 1.2], [x ** 2, np.sin(x)], x * 3)), X4,
+               False),
+    "std_one_entry": (lambda x: np.std(x[:1]) + np.sum(np.std(x.reshape(1, 4), axis=0)) +
+                      np.var(x[2:3]), X4, False),
 }
+
+#: scipy.special rows: name -> (f, x); one case per row of primitives.scipy_special_rows
+SCIPY_CASES = {
+    "expit": (lambda x: np.sum(_sp().expit(x * 2) ** 2), X4),
+    "log_expit": (lambda x: np.sum(_sp().log_expit(x - 1.0) * x), X4),
+    "erf": (lambda x: np.sum(_sp().erf(x) * x ** 2), X4),
+    "erfc": (lambda x: np.sum(_sp().erfc(x - 0.5) ** 2), X4),
+    "gammaln": (lambda x: np.sum(_sp().gammaln(x * 3)), X4),
+    "digamma": (lambda x: np.sum(_sp().digamma(x + 0.3) ** 2 + _sp().psi(x)), X4),
+    "zeta": (lambda x: np.sum(_sp().zeta(3.0, x) * x), X4),
+    "xlogy": (lambda x: np.sum(_sp().xlogy(x, x[::-1] + 0.5) + _sp().xlogy(0.0, x)), X4),
+    "xlog1py": (lambda x: np.sum(_sp().xlog1py(x ** 2, x - 0.2)), X4),
+    "logsumexp": (lambda x: _sp().logsumexp(x) + np.sum(_sp().logsumexp(
+        x.reshape(2, 2), axis=1, b=np.array([1.0, 2.0]))), X4),
+    "softmax_log_softmax": (lambda x: np.sum(_sp().softmax(x.reshape(2, 2), axis=0) * B33[:2, :2])
+                            + np.sum(_sp().log_softmax(x) ** 2), X4),
+}
+
+
+def _sp():
+    import scipy.special
+
+    return scipy.special
 
 
 def _reference_grad(f, x):
@@ -317,9 +382,10 @@ def test_einsum_ellipsis_must_reach_the_output():
         dc.gradient(lambda x: np.sum(np.einsum("...i,...i->i", x, x)), X23)
 
 
-def test_asarray_of_traced_value_is_a_clear_error():
-    with pytest.raises(UnsupportedError, match="asarray"):
-        dc.gradient(lambda x: np.sum(np.asarray(x)), X4)
+def test_asarray_of_traced_value_passes_it_through():
+    for mode in ("reverse", "forward"):
+        np.testing.assert_allclose(dc.gradient(lambda x: np.sum(np.asarray(x) ** 2), X4,
+                                               mode=mode), 2 * X4, rtol=1e-15)
 
 
 @pytest.mark.parametrize("f", [lambda x: np.sum(np.abs(x)), lambda x: np.var(x),
@@ -457,12 +523,67 @@ def test_ufunc_methods_pass_every_argument_on(f):
                                    rtol=1e-7, atol=1e-7)
 
 
+OUT3 = np.empty(3)
+
+
 @pytest.mark.parametrize("f", [
     lambda x: np.multiply.reduce(x, where=np.array([True, False, True])),
     lambda x: np.add.reduce(x, where=np.array([True, False, True])),
     lambda x: np.cumsum(x, out=np.empty(3)),
-    lambda x: np.add.accumulate(x, out=np.empty(3)),
+    lambda x: np.add.accumulate(x, out=OUT3),
 ], ids=["multiply.reduce-where", "add.reduce-where", "cumsum-out", "add.accumulate-out"])
 def test_ufunc_methods_refuse_where_and_out(f):
+    """out= into an array made before f runs: it cannot hold a traced value."""
     with pytest.raises(UnsupportedError, match="cannot carry derivatives"):
         dc.gradient(f, np.array([1.0, 2.0, 3.0]), mode="reverse")
+
+
+# -- scipy.special --------------------------------------------------------------------------
+
+def test_every_scipy_row_has_a_case():
+    from diffcheck.primitives import scipy_special_rows
+
+    assert {r.name for r in scipy_special_rows(_sp())} <= set(SCIPY_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(SCIPY_CASES))
+def test_scipy_special_rows(name):
+    """Plain values, duals (forward, forward over forward) and the tape (reverse, forward
+    over reverse) against finite differences, which only evaluate SciPy."""
+    from diffcheck.engines.numpy_ops import strip, trace_call
+    from diffcheck.engines.reverse import Tape
+
+    f, x = SCIPY_CASES[name]
+    np.testing.assert_allclose(strip(trace_call(f, Tape().var(x))), f(x), rtol=1e-14)
+    fd = dc.gradient(f, x, mode="finite")
+    for mode in ("reverse", "forward"):
+        np.testing.assert_allclose(dc.gradient(f, x, mode=mode), fd, rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(dc.hessian(f, x, mode=mode), dc.hessian(f, x, mode="finite"),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_scipy_import_style_and_check_report():
+    from scipy.special import expit, logsumexp  # names bound before the check runs
+
+    def loss(w):
+        return logsumexp(w) + np.sum(expit(w))
+
+    def grad(w):
+        e = np.exp(w - np.max(w))
+        return e / np.sum(e) + expit(w) * (1 - expit(w))
+
+    w = np.array([0.3, -1.2, 2.0])
+    res = dc.check_gradient(loss, grad, w)
+    assert res.ok and "reverse-mode" in res.method, str(res)
+    assert not dc.check_gradient(loss, lambda w: grad(w) * 1.001, w).ok
+
+
+def test_import_diffcheck_does_not_import_scipy():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, diffcheck as dc; dc.gradient(lambda x: np.sum(x ** 2), "
+            "np.ones(2)); print('scipy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"

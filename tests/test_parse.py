@@ -1,12 +1,24 @@
 """The safe parser: grammar, SymPy construction, variable order, errors with carets."""
 
+import re
+
 import pytest
 import sympy
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from diffcheck.errors import ParseError
-from diffcheck.parse import FUNCTIONS, MAX_DEPTH, natural_key, parse, variables_of
+from diffcheck.parse import (
+    _BUILDERS,
+    FUNCTIONS,
+    MAX_DEPTH,
+    function_names,
+    natural_key,
+    parse,
+    parse_expression,
+    variables_of,
+)
+from diffcheck.primitives import ROW_LIST
 from diffcheck.sympy_ext import sigmoid, softplus
 
 x, y, z = sympy.symbols("x y z", real=True)
@@ -55,9 +67,143 @@ def test_variables_are_real_symbols_in_natural_order():
 
 def test_every_rule_table_function_is_accepted():
     for name in sorted(FUNCTIONS):
-        arity = 2 if name in ("atan2", "arctan2") else 1
-        text = f"{name}({', '.join(['x', 'y'][:arity])})"
-        assert parse(text).free_symbols, text
+        counts = _BUILDERS[name][0]
+        for count in (counts[0], counts[-1]):
+            args = ["x", "y", "z"][:count] if count <= 3 else [f"x{i}" for i in range(count)]
+            if name == "polygamma":
+                args = ["2", "x"]
+            text = f"{name}({', '.join(args)})"
+            assert parse(text).free_symbols, text
+
+
+def test_function_names_come_from_the_rule_table():
+    table = {n for row in ROW_LIST for n in row.parse}
+    assert set(function_names()) == table | {"cbrt"} == set(FUNCTIONS)
+    assert {"sec", "csc", "cot", "log10", "log2", "min", "max", "relu", "floor", "ceil",
+            "gamma", "lgamma", "factorial", "polygamma"} <= set(function_names())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("sec(x) + csc(x) + cot(x)", sympy.sec(x) + sympy.csc(x) + sympy.cot(x)),
+    ("log10(x)", sympy.log(x) / sympy.log(10)),
+    ("log2(x)", sympy.log(x) / sympy.log(2)),
+    ("log(x, 10)", sympy.log(x) / sympy.log(10)),
+    ("log(x, y)", sympy.log(x) / sympy.log(y)),
+    ("max(x, y)", sympy.Max(x, y)),
+    ("min(x, y)", sympy.Min(x, y)),
+    ("relu(x)", sympy.Max(0, x)),
+    ("factorial(x)", sympy.gamma(x + 1)),
+    ("gamma(x) + lgamma(y)", sympy.gamma(x) + sympy.loggamma(y)),
+    ("polygamma(1, x)", sympy.polygamma(1, x)),
+    ("floor(2.5) + ceil(2.5)", sympy.Integer(5)),
+    ("factorial(5)", sympy.Integer(120)),
+])
+def test_functions_people_write_daily(text, expected):
+    assert parse(text) == expected
+
+
+def test_floor_and_ceil_differentiate_to_zero_off_the_jumps():
+    e = parse("floor(x)*y + ceil(y)")
+    assert sympy.diff(e, x) == 0 and str(sympy.diff(e, y)) == "floor(x)"
+    # a constant argument stays unevaluated (SymPy would compute it digit by digit)
+    assert parse("floor(exp(exp(exp(3))))").free_symbols == set()
+
+
+def test_max_and_min_of_many_arguments_are_quick_pairs():
+    import time
+
+    t0 = time.perf_counter()
+    e = parse("max(" + ", ".join(f"x{i}" for i in range(64)) + ")")
+    assert len(e.free_symbols) == 64 and len(e.args) == 2
+    assert time.perf_counter() - t0 < 2
+    assert parse("max(x, y, z)").equals(sympy.Max(x, y, z))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("log(x, 1)", "base > 0 other than 1"),
+    ("log(x, 0)", "base > 0 other than 1"),
+    ("log(x, -2)", "base > 0 other than 1"),
+    ("max(x)", "takes 2 to 64 arguments, got 1"),
+    ("max(" + ", ".join(f"x{i}" for i in range(65)) + ")", "takes 2 to 64 arguments"),
+    ("factorial(10**8)", "too large"),
+    ("gamma(99999999/2)", "too large"),
+    ("lgamma(10**8)", "too large"),
+    ("polygamma(0, 10**6)", "too large"),
+    ("polygamma(31, x)", "from 0 to 30"),
+    ("polygamma(0.5, x)", "whole number"),
+    ("gamma", "is a function"),
+])
+def test_new_functions_refuse_bad_arguments_quickly(text, message):
+    import time
+
+    t0 = time.perf_counter()
+    with pytest.raises(ParseError, match=re.escape(message)) as info:
+        parse(text)
+    assert time.perf_counter() - t0 < 2
+    assert info.value.column == 0
+
+
+# -- math pasted from notes -------------------------------------------------------------------
+theta, lam, alpha, mu = sympy.symbols("θ λ α μ", real=True)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("θ**2 + λ", theta**2 + lam),
+    ("α1 + α2", sympy.Symbol("α1", real=True) + sympy.Symbol("α2", real=True)),
+    ("2·x", 2 * x), ("2⋅x", 2 * x), ("2×x", 2 * x), ("2∗x", 2 * x),
+    ("x − y", x - y), ("x – y", x - y), ("−x", -x), ("x ÷ y", x / y),
+    ("x²", x**2), ("x³ + y²", x**3 + y**2), ("x⁻¹", 1 / x), ("x¹⁰", x**10), ("-x²", -(x**2)),
+    ("e^x²", sympy.exp(x**2)),
+    ("√(x + 1)", sympy.sqrt(x + 1)), ("√x", sympy.sqrt(x)), ("√2/2", sympy.sqrt(2) / 2),
+    ("∛(x)", x ** sympy.Rational(1, 3)), ("2·√x·y", 2 * sympy.sqrt(x) * y),
+    ("π", sympy.pi), ("2π", None), ("sin(π·x)", sympy.sin(sympy.pi * x)),
+    ("µ + μ", 2 * mu),
+])
+def test_math_pasted_from_notes(text, expected):
+    if expected is None:
+        with pytest.raises(ParseError, match="write products with"):
+            parse(text)
+    else:
+        assert parse(text) == expected
+
+
+@pytest.mark.parametrize("text, column, message", [
+    ("x + ²", 4, "found '²'"),
+    ("√x²", 0, "in parentheses"),
+    ("√sin(x)", 0, "in parentheses"),
+    ("x + √", 4, "in parentheses"),
+    ("θ х", 2, "unexpected character 'х'"),  # a Cyrillic letter that looks like x
+    ("x ≤ y", 2, "unexpected character '≤'"),
+    ("ｘ", 0, "unexpected character"),
+])
+def test_unicode_errors_point_at_the_character_typed(text, column, message):
+    with pytest.raises(ParseError, match=re.escape(message)) as info:
+        parse(text)
+    assert info.value.column == column
+    assert str(info.value).splitlines()[1].strip() == text.strip()
+
+
+# -- e, and names the user declares ------------------------------------------------------------
+def test_e_is_eulers_number_unless_declared_a_variable():
+    e = sympy.Symbol("e", real=True)
+    assert parse("e^x") == sympy.exp(x) and parse("e") == sympy.E
+    assert parse("e^x", variables=["e"]) == e**x
+    assert parse_expression("2*e*x").names == ["x"]
+    assert parse_expression("2*e*x", variables={"e", "x"}).names == ["e", "x"]
+
+
+def test_a_function_name_is_a_variable_when_declared():
+    g = sympy.Symbol("gamma", real=True)
+    assert parse("gamma*x", variables=["gamma"]) == g * x
+    assert parse("gamma(x) + gamma", variables=["gamma"]) == sympy.gamma(x) + g
+    with pytest.raises(ParseError, match="name it in --at or --wrt"):
+        parse("gamma*x")
+
+
+def test_the_names_written_include_those_that_cancel():
+    assert parse_expression("x - x + y").names == ["x", "y"]
+    assert parse_expression("[x*0, y]").names == ["x", "y"]
+    assert parse_expression("sin(pi) + E").names == []
 
 
 def test_long_sum_is_linear_and_flat():

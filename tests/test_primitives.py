@@ -1,14 +1,12 @@
 """One test per rule-table row: its partials against SymPy's derivatives, its NumPy and JAX
 implementations against SymPy's values, and its printed partials against the numbers."""
 
-import importlib
-
 import numpy as np
 import pytest
 import sympy
 
 from diffcheck.parse import parse
-from diffcheck.primitives import ROW_LIST, ROWS
+from diffcheck.primitives import ROW_LIST, ROWS, jax_function
 from diffcheck.sympy_ext import sigmoid, softplus
 
 a, b = sympy.symbols("a b", real=True)
@@ -25,7 +23,17 @@ SYMPY_FORMS = {
     "sigmoid": 1 / (1 + sympy.exp(-a)),
     "softplus": sympy.log(1 + sympy.exp(a)), "log1p": sympy.log(1 + a),
     "expm1": sympy.exp(a) - 1, "maximum": sympy.Max(a, b), "minimum": sympy.Min(a, b),
+    "sec": 1 / sympy.cos(a), "csc": 1 / sympy.sin(a), "cot": sympy.cos(a) / sympy.sin(a),
+    "log10": sympy.log(a) / sympy.log(10), "log2": sympy.log(a) / sympy.log(2),
+    "relu": sympy.Piecewise((a, a > 0), (0, True)),
+    "heaviside": sympy.Piecewise((1, a > 0), (0, True)),
+    "floor": sympy.floor(a), "ceil": sympy.ceiling(a),
+    "gamma": sympy.gamma(a), "lgamma": sympy.log(sympy.Abs(sympy.gamma(a))),
+    "factorial": sympy.factorial(a), "polygamma": sympy.polygamma(a, b),
 }
+# partials SymPy cannot take by itself: jumps (0 off them) and the order of polygamma
+KNOWN_PARTIALS = {("floor", 0): 0, ("ceil", 0): 0, ("heaviside", 0): 0,
+                  ("heaviside", 1): 0, ("polygamma", 0): 0}
 
 # In-domain sample points per row (several, including negative values where allowed).
 POINTS = {
@@ -34,6 +42,12 @@ POINTS = {
     "pow": [(1.3, 2.5), (0.7, -1.5), (2.0, 3.0)], "div": [(1.5, -0.4), (-2.0, 3.0)],
     "atan2": [(0.5, -1.2), (-1.0, 0.3), (2.0, 2.0)], "maximum": [(0.5, -1.0), (-1.0, 2.0)],
     "minimum": [(0.5, -1.0), (-1.0, 2.0)],
+    "log10": [0.3, 2.5], "log2": [0.3, 2.5], "relu": [-1.3, 0.4, 1.7],
+    "heaviside": [(-1.3, 0.5), (0.4, 0.5)], "floor": [-1.3, 0.4, 2.7], "ceil": [-1.3, 0.4, 2.7],
+    "gamma": [-2.5, -0.3, 0.4, 1.7, 5.5], "lgamma": [-2.5, -0.3, 0.4, 3.5, 9.2],
+    "factorial": [-1.5, 0.4, 3.3], "sec": [-1.3, 0.4, 2.0], "csc": [-1.3, 0.4, 2.0],
+    "cot": [-1.3, 0.4, 2.0],
+    "polygamma": [(0.0, 2.5), (0.0, -1.3), (1.0, 0.4), (2.0, -0.2), (3.0, 7.5), (5.0, 1.2)],
 }
 DEFAULT_UNARY, DEFAULT_BINARY = [-1.3, -0.2, 0.4, 1.7], [(0.7, -1.1), (-1.6, 0.9)]
 
@@ -61,7 +75,8 @@ def test_row_partials_match_sympy(row):
         out = row(*args)
         assert float(out) == pytest.approx(_sub(form, args), rel=1e-13, abs=1e-15)
         for i, partial in enumerate(row.partials):
-            want = _sub(sympy.diff(form, (a, b)[i]), args)
+            known = KNOWN_PARTIALS.get((row.name, i))
+            want = known if known is not None else _sub(sympy.diff(form, (a, b)[i]), args)
             got = float(partial(*args, out))
             assert got == pytest.approx(want, rel=1e-12, abs=1e-14), (row.name, i, args)
 
@@ -90,8 +105,7 @@ def test_row_partial_text_matches_its_numbers(row):
 @pytest.mark.parametrize("row", elementwise, ids=lambda r: r.name)
 def test_row_jax_function_matches_numpy(row):
     jax = pytest.importorskip("jax")
-    mod_name, _, attr = ("jax." + row.jax).rpartition(".")
-    fn = getattr(importlib.import_module(mod_name), attr)
+    fn = jax_function(row)
     with jax.enable_x64(True):
         for args in _points(row):
             got = float(fn(*[jax.numpy.float64(v) for v in args]))

@@ -26,6 +26,7 @@ CASES = {
     "min": lambda x: np.min(x - np.arange(12.0).reshape(3, 4), axis=0),
     "reshape": lambda x: np.reshape(x, (6, 2)) ** 2,
     "scatter_add": lambda x: _scatter(x),
+    "setitem": lambda x: _setitem(x),
     "sum": lambda x: np.sum(x ** 2, axis=0, keepdims=True),
     "transpose": lambda x: np.transpose(x) * np.arange(3.0),
     "where": lambda x: np.where(np.arange(12).reshape(3, 4) % 2 == 0, x, x ** 2),
@@ -43,6 +44,19 @@ CASES = {
 def _scatter(x):
     # scatter_add is the pullback of fancy indexing: repeated rows accumulate their cotangents
     return np.sum(x[[0, 0, 2]], axis=0) * x[1]
+
+
+def _setitem(x):
+    # writes into a traced value and into an array made inside f: a slice, a repeated fancy
+    # index (NumPy keeps the last write), a broadcast scalar, an augmented assignment
+    y = x.copy()
+    y[0, 1:3] = x[1, :2] ** 2
+    y[[2, 2], [0, 0]] = x[0, :2] * 3.0
+    out = np.zeros((2, 4))
+    out[1] = x[2] * x[0]
+    out[0, ::2] += x[1, 1]
+    out[:, 1] -= 1.0
+    return np.concatenate([y, out]) * np.arange(1.0, 5.0)
 
 
 def test_every_structural_row_has_a_case():

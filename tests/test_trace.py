@@ -189,10 +189,28 @@ def test_graph_unknown_format_is_a_usage_error(tmp_path, capsys):
 
 
 def test_every_rule_row_used_by_programs_agrees_with_sympy():
+    from diffcheck.primitives import ROW_LIST
+
     exprs = ["x**3 - x/y + 1/y", "log(x) + sqrt(y) + tan(x) + atan(y)", "asin(x/4) + acos(y/4)",
              "sinh(x) + cosh(y) + tanh(x*y)", "asinh(x) + acosh(y + 1) + atanh(x/4)",
-             "erf(x) + abs(x - y) + sigmoid(x) + softplus(y)", "atan2(y, x) + x**y", "-x*y"]
+             "erf(x) + abs(x - y) + sigmoid(x) + softplus(y)", "atan2(y, x) + x**y", "-x*y",
+             "sec(x) + csc(y) + cot(x*y)", "log10(x) + log2(y) + log(x, y)",
+             "max(x, y) + min(x, 2*y) + relu(x - y)", "floor(x)*y + ceil(y)*x + sign(x)",
+             "gamma(x) + lgamma(y) + factorial(x*y)", "polygamma(1, x) + heaviside(x - y)",
+             "exp(x)*sin(y)*cos(x)"]
+    used = set()
     for e in exprs:
         t = evaluation_trace(e, "x=0.7,y=1.3")
         assert t.ok, (e, t.first_mismatch)
         assert all(p.symbolic is not None for r in t.rows for p in r.partials), e
+        used |= {r.op for r in t.rows}
+    # every row a Program can hold (a SymPy head, or a lowering: sub, div, neg, relu) is covered
+    # (dirac appears only in second derivatives)
+    held = {r.name for r in ROW_LIST if r.sympy is not None} | {"sub", "div", "neg", "relu"}
+    assert held - {"dirac"} <= used
+
+
+def test_constant_subexpressions_carry_no_tangent_or_adjoint():
+    # log10(x) is log(x)/log(10): the node log(10) is constant, as a literal is
+    t = evaluation_trace("log10(x) + x*sin(2)", "x=0.7")
+    assert t.ok, t.first_mismatch

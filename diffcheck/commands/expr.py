@@ -1,6 +1,7 @@
 """``diffcheck expr EXPR``: check derivatives with every engine.
 
-Exit status: 0 every engine agrees at every point, 1 a disagreement, 2 bad input.
+Exit status: 0 every engine agrees at every point (and every claimed derivative given with
+``--claim``/``--claim-hessian`` is right), 1 a disagreement or a wrong claim, 2 bad input.
 """
 
 from __future__ import annotations
@@ -10,16 +11,19 @@ import json
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..primitives import PARSE_FUNCTIONS
+    from ..parse import function_names
 
     p.add_argument("expression", metavar="EXPR",
                    help="scalar expression like 'x**2*y + (x+y)**2', or a bracketed list "
                         "'[f1, f2, ...]' for a vector function (checked as a Jacobian). "
-                        f"Functions: {', '.join(sorted(set(PARSE_FUNCTIONS) | {'cbrt'}))}; "
-                        "constants pi, E; ^ means **. Use - to read EXPR from standard input "
-                        "(for expressions too long for a command line).")
+                        f"Functions: {', '.join(function_names())}. Constants pi (or π) and E "
+                        "(e too, unless --at or --wrt names e as a variable). ^ means **; "
+                        "pasted math works: Greek names (θ, λ), · × − ÷, x², √(x). Use - to "
+                        "read EXPR from standard input (for expressions too long for a "
+                        "command line).")
     p.add_argument("--at", action="append", metavar="x=1,y=2",
-                   help="point to check at (repeat for several); default: random points")
+                   help="point to check at (repeat for several); values may be constant "
+                        "expressions (t=pi/4, x=1/3, x=sqrt(2)); default: random points")
     p.add_argument("--wrt", metavar="x,y", help="variables to differentiate, in order")
     p.add_argument("--hessian", action="store_true", help="also check second derivatives")
     p.add_argument("--engines", metavar="LIST",
@@ -30,6 +34,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed for random points")
     p.add_argument("--rtol", type=float, metavar="R", help="relative tolerance override")
     p.add_argument("--atol", type=float, metavar="A", help="absolute tolerance override")
+    p.add_argument("--claim", metavar="G",
+                   help="your derivative of EXPR, checked against the true one: one expression "
+                        "(one variable), a bracketed gradient '[df/dx, df/dy]' in variable "
+                        "(or --wrt) order, or a Jacobian '[[df1/dx, df1/dy], [df2/dx, ...]]' "
+                        "for a vector EXPR. Each entry is proved, agrees, partly (right on part "
+                        "of the domain) or wrong (with a counterexample and the likely "
+                        "mistake). Write --claim=-2*x when G starts with '-'")
+    p.add_argument("--claim-hessian", metavar="H",
+                   help="your Hessian of a scalar EXPR, n rows of n: '[[d2f/dxdx, d2f/dxdy], "
+                        "[d2f/dydx, d2f/dydy]]'; checked like --claim (implies --hessian)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--trace", action="store_true",
                    help="print the evaluation trace (values, partials, tangents, adjoints)")
@@ -46,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     args.expression = expression_text(args.expression)
     report = check_expression(args.expression, at=args.at, wrt=args.wrt, hessian=args.hessian,
                               engines=args.engines, points=args.points, seed=args.seed,
-                              rtol=args.rtol, atol=args.atol)
+                              rtol=args.rtol, atol=args.atol, claim=args.claim,
+                              claim_hessian=args.claim_hessian)
     extra = _trace_and_graph(args, report)
     if args.json:
         doc = report.to_dict()

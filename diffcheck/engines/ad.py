@@ -55,7 +55,8 @@ def jacobian_forward(prog: Program, X: np.ndarray) -> np.ndarray:
     level = next_level()
     duals = [Dual(c, s, level) for c, s in zip(_columns(X), _seeds(n, P), strict=True)]
     outs = prog.evaluate(duals)
-    J = np.stack([np.broadcast_to(tangent_of(y, level, n), (n, P)) for y in outs])
+    J = np.stack([np.broadcast_to(np.reshape(tangent_of(y, level, n), (n, -1)), (n, P))
+                  for y in outs])  # (a constant output has tangents (n,))
     return np.transpose(J, (2, 0, 1))
 
 

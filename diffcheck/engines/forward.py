@@ -16,16 +16,18 @@ True
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..tracing import Traced, next_level
+from ..tracing import Traced, dispatch, next_level, top_level
+from .numpy_ops import align, array_function, astype, getitem, shape_of, ufunc_method
+from .numpy_ops.inplace import array_of_traced, conform, write
 
-
-def shape_of(x: Any) -> tuple[int, ...]:
-    return x.shape if isinstance(x, Traced) else np.shape(x)
+__all__ = ["Dual", "align", "broadcast_to", "next_level", "shape_of", "tangent_of",
+           "unit_duals", "value_of"]
 
 
 def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
@@ -36,15 +38,6 @@ def broadcast_to(x: Any, shape: tuple[int, ...]) -> Any:
         k = shape_of(x.tan)[0]
         return Dual(broadcast_to(x.val, shape), broadcast_to(x.tan, (k, *shape)), x.level)
     return np.broadcast_to(x, shape)
-
-
-def align(tan: Any, val_shape: tuple[int, ...], out_ndim: int) -> Any:
-    """Insert axes after the direction axis so value axes line up with the output's."""
-    extra = out_ndim - len(val_shape)
-    if extra <= 0:
-        return tan
-    k = shape_of(tan)[0]
-    return tan.reshape((k,) + (1,) * extra + tuple(val_shape))
 
 
 class Dual(Traced):
@@ -110,20 +103,64 @@ class Dual(Traced):
 
     # -- NumPy protocols ---------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        from ..tracing import dispatch
-        from .numpy_ops import ufunc_method
-
         return ufunc_method(dispatch, ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
-        from .numpy_ops import array_function
-
-        return array_function(func, args, kwargs)
+        return array_function(func, args, kwargs, types)
 
     def __getitem__(self, index: Any) -> Any:
-        from .numpy_ops import getitem
-
         return getitem(self, index)
+
+    # -- writes: the object is rebound to the written value, so every name bound to it sees
+    # the write (as with a NumPy array); views made by indexing do not write through
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._rebind(write(self, index, value))
+
+    def _rebind(self, new: Any) -> None:
+        """Stand for ``new`` from now on (a write, ``out=``, an in-place operator)."""
+        new = conform(new, self.shape, self.dtype)
+        if isinstance(new, Dual) and new.level == self.level:
+            self.val, self.tan = new.val, new.tan
+        elif top_level((new,))[0] < self.level:  # a constant for this pass
+            k = shape_of(self.tan)[0]
+            self.val = new
+            self.tan = np.zeros((k, *shape_of(new)), dtype=np.result_type(self.tan))
+        else:
+            raise_outer_write(self)
+
+    def __iadd__(self, o):
+        self._rebind(np.add(self, o))
+        return self
+
+    def __isub__(self, o):
+        self._rebind(np.subtract(self, o))
+        return self
+
+    def __imul__(self, o):
+        self._rebind(np.multiply(self, o))
+        return self
+
+    def __itruediv__(self, o):
+        self._rebind(np.divide(self, o))
+        return self
+
+    def __ipow__(self, o):
+        self._rebind(np.power(self, o))
+        return self
+
+    def __imatmul__(self, o):
+        self._rebind(np.matmul(self, o))
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        """ndarray methods without a method of their own here, through NumPy's functions
+        (``x.prod()`` is ``np.prod(x)``), and ``.real``/``.imag``."""
+        fn = _METHODS.get(name)
+        if fn is not None:
+            return functools.partial(fn, self)
+        if name in _PROPERTIES:
+            return _PROPERTIES[name](self)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # -- operators route through NumPy's ufuncs, hence through the rule table ---------------
     def __add__(self, o):
@@ -156,6 +193,12 @@ class Dual(Traced):
     def __rpow__(self, o):
         return np.power(o, self)
 
+    def __mod__(self, o):
+        return np.remainder(self, o)
+
+    def __rmod__(self, o):
+        return np.remainder(o, self)
+
     def __matmul__(self, o):
         return np.matmul(self, o)
 
@@ -183,6 +226,14 @@ class Dual(Traced):
     def __ge__(self, o):
         return np.greater_equal(self, o)
 
+    def __eq__(self, o):  # elementwise, as for arrays (the hash stays the identity's)
+        return np.equal(self, o)
+
+    def __ne__(self, o):
+        return np.not_equal(self, o)
+
+    __hash__ = object.__hash__
+
     def __float__(self):
         raise UnsupportedError(
             "float() of a dual number would drop its derivative; keep the value an array "
@@ -193,10 +244,13 @@ class Dual(Traced):
         return np.transpose(self)
 
     # -- ndarray methods that plain NumPy code calls (see engines.numpy_ops) ----------------
+    def __array_namespace__(self, api_version: Any = None) -> Any:
+        """NumPy answers for traced values (array-API code, such as SciPy's, asks)."""
+        return np
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        raise UnsupportedError(
-            "np.asarray/np.array of a traced value would drop its derivative; pass the array "
-            "on unchanged (NumPy functions accept it) or convert only plain inputs.")
+        # the values of an argument of an ndarray method (X.dot(w)), or an error
+        return array_of_traced(self, dtype, copy)
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False):
         return np.sum(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
@@ -242,12 +296,26 @@ class Dual(Traced):
         return np.clip(self, min, max)
 
     def copy(self):
-        return self
+        return Dual(self.val, self.tan, self.level)
+
+    def sort(self, axis=-1, kind=None, order=None):
+        self._rebind(np.sort(self, axis=axis, kind=kind, order=order))
 
     def astype(self, dtype, *args, **kwargs):
-        from .numpy_ops import astype
-
         return astype(self, dtype)
+
+
+#: ndarray methods answered by the NumPy function of the same name
+_METHODS = {name: getattr(np, name) for name in (
+    "prod", "cumprod", "repeat", "take", "trace", "diagonal", "round", "conj", "conjugate",
+    "argmax", "argmin", "argsort", "nonzero", "any", "all", "ptp") if hasattr(np, name)}
+_PROPERTIES = {"real": np.real, "imag": np.imag}
+
+
+def raise_outer_write(target: Any) -> None:
+    raise UnsupportedError(
+        f"a value of an outer derivative pass was written into a {type(target).__name__} of an "
+        "inner one; write into arrays created at the same nesting level")
 
 
 def unit_duals(x: np.ndarray, level: int | None = None) -> list[Dual]:

@@ -22,8 +22,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..tracing import Traced, next_level
-from .forward import Dual, shape_of
+from ..tracing import Traced, next_level, top_level
+from .forward import Dual, raise_outer_write
+from .numpy_ops.core import shape_of, strip, unbroadcast
+from .numpy_ops.inplace import conform
+
+__all__ = ["Tape", "Var", "backward", "unbroadcast"]
 
 
 class Tape:
@@ -94,15 +98,36 @@ class Var(Traced):
     __pow__, __rpow__, __matmul__, __rmatmul__ = Dual.__pow__, Dual.__rpow__, \
         Dual.__matmul__, Dual.__rmatmul__
     __neg__, __pos__, __abs__ = Dual.__neg__, Dual.__pos__, Dual.__abs__
+    __mod__, __rmod__ = Dual.__mod__, Dual.__rmod__
     __lt__, __le__, __gt__, __ge__ = Dual.__lt__, Dual.__le__, Dual.__gt__, Dual.__ge__
+    __eq__, __ne__, __hash__ = Dual.__eq__, Dual.__ne__, Dual.__hash__
     T = Dual.T
-    __array__, astype, copy, clip = Dual.__array__, Dual.astype, Dual.copy, Dual.clip
+    __array__, astype, clip, sort = Dual.__array__, Dual.astype, Dual.clip, Dual.sort
+    __setitem__, __getattr__ = Dual.__setitem__, Dual.__getattr__
+    __array_namespace__ = Dual.__array_namespace__
+    __iadd__, __isub__, __imul__, __itruediv__ = Dual.__iadd__, Dual.__isub__, \
+        Dual.__imul__, Dual.__itruediv__
+    __ipow__, __imatmul__ = Dual.__ipow__, Dual.__imatmul__
     sum, mean, var, std, max, min = Dual.sum, Dual.mean, Dual.var, Dual.std, Dual.max, Dual.min
     cumsum, dot, transpose, swapaxes = Dual.cumsum, Dual.dot, Dual.transpose, Dual.swapaxes
     squeeze, ravel, flatten = Dual.squeeze, Dual.ravel, Dual.flatten
 
     def reshape(self, *shape: Any) -> Any:
         return np.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def copy(self) -> Var:
+        return Var(self.tape, self.index, self.val)
+
+    def _rebind(self, new: Any) -> None:
+        """Stand for ``new`` from now on (a write, ``out=``, an in-place operator)."""
+        new = conform(new, self.shape, self.dtype)
+        if isinstance(new, Var) and new.tape is self.tape:
+            self.index, self.val = new.index, new.val
+        elif top_level((new,))[0] < self.level:  # a constant for this pass: a new leaf
+            self.tape.entries.append(())
+            self.index, self.val = len(self.tape.entries) - 1, new
+        else:
+            raise_outer_write(self)
 
     def __float__(self):
         raise UnsupportedError(
@@ -114,19 +139,16 @@ class Var(Traced):
 
 
 def _pullback(prim: Any, primal: list, out: Any, params: dict, i: int):
+    if getattr(prim.vjp, "shapes_only", False):  # keep no values alive on the tape
+        primal, out = [_placeholder(p) for p in primal], _placeholder(out)
     return lambda g: prim.vjp(primal, out, g, **params)[i]
 
 
-def unbroadcast(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sum ``g`` down to ``shape`` (undo NumPy broadcasting)."""
-    gshape = shape_of(g)
-    if gshape == shape:
-        return g
-    lead = len(gshape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and gshape[lead + i] != 1)
-    g = np.sum(g, axis=axes) if axes else g
-    return np.reshape(g, shape) if shape_of(g) != shape else g
+def _placeholder(v: Any) -> Any:
+    """An array of ``v``'s shape and dtype that holds no memory (big arrays only)."""
+    if isinstance(v, np.ndarray) and type(v) is np.ndarray and v.size < REUSE_MIN:
+        return v
+    return np.broadcast_to(np.zeros((), dtype=np.result_type(strip(v))), shape_of(v))
 
 
 def _magnitude(v: Any) -> Any:

@@ -36,10 +36,12 @@ one Program (common subexpressions computed once) and evaluated at every point a
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import mpmath
 import numpy as np
 import sympy
 from sympy.core.mul import _keep_coeff
@@ -52,6 +54,9 @@ ONE, ZERO = sympy.S.One, sympy.S.Zero
 MUL_DIRECT = 16  #: products with more factors get each factor's cofactor from prefix/suffix
 BRIEF_NODES = 300  #: formulas with more tree nodes than this are printed in brief
 SMALL_WORK = 3000  #: (DAG nodes x symbols) up to which ``derive`` calls ``sympy.diff`` per entry
+PRECISE_DIGITS = 50  #: digits of the high-precision evaluation (at least)
+PRECISE_BUDGET = 60_000  #: most (DAG nodes x points) evaluated at high precision
+PRECISE_SECONDS = 4.0  #: wall-clock budget of one high-precision evaluation
 
 
 @dataclass
@@ -485,3 +490,183 @@ class _BriefPrinter(StrPrinter):
             return super()._print(expr, **kwargs)
         finally:
             self._depth -= 1
+
+
+# -- high precision ------------------------------------------------------------------------------
+def precise_values(exprs: Sequence[Any], variables: Sequence[str], X: np.ndarray, *,
+                   digits: Any = PRECISE_DIGITS, budget: int = PRECISE_BUDGET,
+                   seconds: float = PRECISE_SECONDS) -> np.ndarray | None:
+    """Values ``(P, len(exprs))`` of SymPy expressions at points ``X``, with mpmath.
+
+    Each point is evaluated at ``digits`` significant digits (one number, or one per point),
+    walking the expressions' shared DAG once per point; numbers keep their exact values
+    (a decimal such as ``0.1`` is the binary number SymPy stores, ``1/3`` and ``pi`` are
+    exact). Returns an object array of ``mpmath.mpf`` (NaN where undefined), or None when
+    the DAG times the points exceeds ``budget`` or the walk takes longer than ``seconds``:
+    huge formulas are then left to float64.
+
+    >>> x = sympy.Symbol("x", real=True)
+    >>> v = precise_values([(sympy.exp(x) - 1 - x) / x**2], ["x"], np.array([[1e-5]]))
+    >>> mpmath.nstr(v[0, 0], 12)
+    '0.500001666671'
+    """
+    plan = _PrecisePlan(list(exprs), list(variables))
+    P = X.shape[0]
+    if len(plan.steps) * max(P, 1) > budget:
+        return None
+    digits = np.broadcast_to(np.asarray(digits, dtype=int), (P,))
+    deadline = time.perf_counter() + seconds
+    out = np.empty((P, len(plan.roots)), dtype=object)
+    for p in range(P):
+        with mpmath.workdps(int(digits[p])):
+            vals = plan.run([mpmath.mpf(float(v)) for v in X[p]], deadline)
+        if vals is None:
+            return None
+        out[p] = [vals[r] for r in plan.roots]
+    return out
+
+
+_NAN = mpmath.mpf("nan")
+_HEADS: dict[Any, Any] = {sympy.Abs: mpmath.fabs, sympy.Max: max, sympy.Min: min,
+                          sympy.DiracDelta: lambda x, *order: mpmath.mpf(0) if x != 0
+                          else mpmath.inf}
+
+
+class _PrecisePlan:
+    """The expressions' DAG in evaluation order, as steps ``(kind, argument steps, data)``."""
+
+    def __init__(self, exprs: list[Any], variables: list[str]):
+        self.variables = {name: i for i, name in enumerate(variables)}
+        self.steps: list[tuple[str, tuple[int, ...], Any]] = []
+        index: dict[Any, int] = {}
+        for e in exprs:
+            self._add(sympy.sympify(e), index)
+        self.roots = [index[sympy.sympify(e)] for e in exprs]
+
+    def _add(self, root: Any, index: dict[Any, int]) -> None:
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if node in index:
+                continue
+            kids = self._children(node)
+            if expanded or not kids:
+                index[node] = len(self.steps)
+                self.steps.append(self._step(node, tuple(index[k] for k in kids)))
+                continue
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if k not in index)
+
+    @staticmethod
+    def _children(node: Any) -> tuple[Any, ...]:
+        if not node.args or node.is_Number:
+            return ()
+        if node.is_Add or node.is_Mul or node.is_Pow or (
+                isinstance(node, sympy.Function) and not isinstance(node, sympy.Piecewise)
+                and all(isinstance(a, sympy.Expr) for a in node.args)):
+            return node.args
+        return ()  # anything else (Piecewise, ...) is evaluated whole by SymPy
+
+    def _step(self, node: Any, args: tuple[int, ...]) -> tuple[str, tuple[int, ...], Any]:
+        if node.is_Symbol:
+            return ("var", args, self.variables.get(node.name))
+        if not args:
+            if not node.free_symbols:
+                return ("const", args, node)
+            where = [(s, self.variables.get(s.name)) for s in node.free_symbols]
+            return ("whole", args, (node, where))
+        if node.is_Add:
+            return ("add", args, None)
+        if node.is_Mul:
+            return ("mul", args, None)
+        if node.is_Pow:
+            return ("pow", args, None)
+        head = type(node)
+        name = _known_mpmath().get(head.__name__)
+        if head in _HEADS:
+            return ("fn", args, _HEADS[head])
+        if name is not None and hasattr(mpmath, name):
+            return ("fn", args, getattr(mpmath, name))
+        return ("head", args, head)
+
+    def run(self, point: list[Any], deadline: float) -> list[Any] | None:
+        """Every step's value at one point (at the current mpmath precision)."""
+        vals: list[Any] = [None] * len(self.steps)
+        prec = mpmath.mp.prec
+        for i, (kind, args, data) in enumerate(self.steps):
+            if i % 1024 == 1023 and time.perf_counter() > deadline:
+                return None
+            try:
+                v = _apply(kind, [vals[a] for a in args], data, point, prec)
+            except (ZeroDivisionError, ValueError, OverflowError, TypeError):
+                v = _NAN
+            vals[i] = _real(v)
+        return vals
+
+
+def _apply(kind: str, args: list[Any], data: Any, point: list[Any], prec: int) -> Any:
+    if kind == "add":
+        return mpmath.fsum(args)
+    if kind == "mul":
+        return mpmath.fprod(args)
+    if kind == "pow":
+        return mpmath.power(args[0], args[1])
+    if kind == "fn":
+        return data(*args)
+    if kind == "var":
+        return point[data] if data is not None else _NAN
+    if kind == "const":
+        return _number(data, prec)
+    if kind == "head":
+        return _number(data(*[sympy.Float._new(a._mpf_, prec) for a in args]), prec)
+    # "whole": a node SymPy evaluates itself (Piecewise, ...), its symbols replaced by values
+    node, where = data
+    if any(i is None for _, i in where):
+        return _NAN
+    return _number(node.xreplace({s: sympy.Float._new(point[i]._mpf_, prec)
+                                  for s, i in where}), prec)
+
+
+def _number(e: Any, prec: int) -> Any:
+    """A SymPy number (or a numeric expression) as an mpmath number at ``prec`` bits."""
+    if e.is_Float:
+        return mpmath.mpf(e._mpf_)
+    if e.is_Integer:
+        return mpmath.mpf(int(e))
+    if e.is_Rational:
+        return mpmath.mpf(int(e.p)) / int(e.q)
+    if isinstance(e, sympy.NumberSymbol):
+        return mpmath.mpf(e._as_mpf_val(prec))
+    if e is sympy.oo:
+        return mpmath.inf
+    if e is sympy.S.NegativeInfinity:
+        return -mpmath.inf
+    v = e.evalf(mpmath.libmp.prec_to_dps(prec))
+    if v.is_Float:
+        return mpmath.mpf(v._mpf_)
+    if v.is_Number:
+        return _number(v, prec)
+    return _NAN
+
+
+def _real(v: Any) -> Any:
+    if isinstance(v, mpmath.mpc):
+        return v.real if v.imag == 0 else _NAN
+    if isinstance(v, mpmath.mpf):
+        return v
+    try:
+        return mpmath.mpf(v)
+    except (TypeError, ValueError):
+        return _NAN
+
+
+_KNOWN: dict[str, str] = {}
+
+
+def _known_mpmath() -> dict[str, str]:
+    """SymPy function names -> mpmath function names (SymPy's own mpmath printer table)."""
+    if not _KNOWN:
+        from sympy.printing.pycode import _known_functions_mpmath
+
+        _KNOWN.update(_known_functions_mpmath)
+    return _KNOWN

@@ -171,6 +171,7 @@ def fit(
     devices: Sequence[Any] | None = None,
     average: bool = False,
     unroll: int = 1,
+    check: bool = False,
 ) -> tuple[Any, FitHistory]:
     r"""Minibatch training: ``epochs`` passes of ``optimizer`` over ``data``, fused in one jit.
 
@@ -192,6 +193,10 @@ def fit(
             their number); ``None`` runs on the default device.
         average: return the Polyak–Ruppert average of the iterates instead of the last one.
         unroll: ``lax.scan`` unroll factor of the inner loop.
+        check: before training, verify the gradient of ``loss`` at ``params`` on the first
+            batch of ``data`` (its first ``batch_size`` examples) with
+            :func:`diffcheck.check_grads` (reverse mode); a wrong one raises
+            :class:`diffcheck.DerivativeError`. A ``UsageError`` inside jit/vmap.
 
     Returns:
         ``(params, history)`` with ``history.loss`` of shape ``(epochs, N // batch_size)``.
@@ -223,6 +228,11 @@ def fit(
         if not devices or int(batch_size) % len(devices):
             raise UsageError(f"batch_size {batch_size} must be divisible by the number of "
                              f"devices ({len(devices)})")
+    if check:  # verified gradients feed the optimizer
+        from diffcheck.jaxcheck import verify
+
+        batch = tuple(a[:int(batch_size)] for a in data)
+        verify(loss, params, (batch,), mode="rev", what="loss", caller="fit")
     params_out, _, losses = _fit(params, optimizer.init(params), data, key, loss=loss,
                                  update=optimizer.update, batch_size=int(batch_size),
                                  epochs=int(epochs), sampling=sampling, devices=devices,

@@ -550,6 +550,7 @@ def minimize(
     f_lower: float | None = None,
     patience: int = 20,
     subproblem: str = "auto",
+    check: bool = False,
 ) -> R.OptimizeResult:
     r"""Minimise a scalar JAX-traceable function.
 
@@ -609,6 +610,10 @@ def minimize(
         patience: iterations without progress before ``STAGNATION``.
         subproblem: ``newton-trust``'s step: ``"exact"`` (Moré–Sorensen), ``"cg"``
             (Steihaug–Toint) or ``"auto"`` (exact up to n = 200).
+        check: before the solve, verify the gradient of ``fun`` at ``x0`` (its custom rules
+            included; reverse mode, so ``custom_vjp`` objectives work) with
+            :func:`diffcheck.check_grads`; a wrong one raises :class:`diffcheck.DerivativeError`
+            naming the worst entry. Needs concrete values: a ``UsageError`` inside jit/vmap.
 
     Returns:
         :class:`OptimizeResult` (x, fun, jac, nit, nfev, njev, nhev, success, status,
@@ -646,6 +651,10 @@ def minimize(
     if isinstance(tol, int | float) and not tol >= 0:
         raise _usage(f"tol must be >= 0, got {tol}")
     f_lower = -jnp.inf if f_lower is None else f_lower
+    if check:  # verified gradients feed the optimizer
+        from diffcheck.jaxcheck import verify
+
+        verify(fun, x0, tuple(args), mode="rev", caller="minimize")
     static = dict(fun=fun, method=method, linesearch=linesearch, maxiter=int(maxiter), m=int(m),
                   history=bool(history), patience=int(patience), subproblem=subproblem)
     operands = (x0, tuple(args), tol, c1, c2, f_lower)

@@ -134,6 +134,7 @@ def root(
     linear_solver: str = "dense",
     history: bool = False,
     patience: int = 10,
+    check: bool = False,
 ) -> R.RootResult:
     r"""Solve :math:`F(x) = 0` by Newton's method, :math:`x_{k+1} = x_k - J(x_k)^{-1}F(x_k)`.
 
@@ -155,6 +156,9 @@ def root(
         linear_solver: ``"dense"`` (LU) or ``"gmres"``.
         history: record :math:`\|F\|^2/2`, :math:`\|F\|`, the step and the iterate.
         patience: iterations without decrease of :math:`\|F\|` before ``STAGNATION``.
+        check: before the solve, verify the Jacobian of ``fun`` at ``x0`` (forward mode, as
+            the solve uses it) with :func:`diffcheck.check_grads`; a wrong one raises
+            :class:`diffcheck.DerivativeError`. A ``UsageError`` inside jit/vmap.
 
     Returns:
         :class:`RootResult` with ``x``, ``fun`` = F(x), ``jac`` = J(x) (empty for GMRES), …
@@ -176,5 +180,9 @@ def root(
         leaves = jax.tree.leaves(x0)
         single = bool(leaves) and all(jnp.result_type(a) == jnp.float32 for a in leaves)
         tol = 1e-4 if single or not jax.config.jax_enable_x64 else 1e-10
+    if check:  # verified derivatives feed the solver
+        from diffcheck.jaxcheck import verify
+
+        verify(fun, x0, tuple(args), mode="fwd", caller="root")
     return _root(fun, x0, tuple(args), tol, maxiter=int(maxiter), history=bool(history),
                  solver=linear_solver, patience=int(patience))
