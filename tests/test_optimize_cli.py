@@ -43,6 +43,16 @@ def test_text_output_has_the_iteration_table_and_stop_reason(capsys):
     assert "||g||" in out and "converged:" in out and "x=3" in out
 
 
+def test_a_name_the_start_gives_is_a_variable(capsys):
+    """``e`` is Euler's number unless --x0 names it, as with --at in ``diffcheck expr``."""
+    code, out, _ = run(["optimize", "(x-2)**2 + (e-3)**2", "--x0", "x=0,e=0", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["result"]["x"] == pytest.approx({"x": 2.0, "e": 3.0}, abs=1e-6)
+    code, out, _ = run(["optimize", "(x-e)**2", "--x0", "x=0", "--json"], capsys)
+    assert code == 0
+    assert json.loads(out)["result"]["x"]["x"] == pytest.approx(np.e, abs=1e-6)
+
+
 def test_refuses_when_derivatives_disagree(capsys, monkeypatch):
     bad = dataclasses.replace(primitives.ROWS["mul"],
                               partials=(lambda x, y, out: y, lambda x, y, out: 2 * x))

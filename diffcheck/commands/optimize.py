@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from . import expression_text
 
     args.expression = expression_text(args.expression)
-    fn = Function.from_text(args.expression)
+    fn = Function.from_text(args.expression, at=args.x0)  # --x0 e=1 makes e a variable
     if fn.vector or not fn.variables:
         raise UsageError("optimize needs a scalar objective of at least one variable; "
                          f"got {'a vector function' if fn.vector else 'a constant'}")
