@@ -55,6 +55,7 @@ _DEFAULT_LS = {"gd": "armijo", "newton": "armijo", "newton-damped": "armijo",
 _NEWTON = ("newton", "newton-damped", "newton-trust")
 EXACT_MAX_N = 200  # newton-trust: Moré–Sorensen up to this n, conjugate gradients above
 DENSE_CHECK_MAX_N = 1024  # the final curvature check forms the Hessian up to this n
+CERTIFY_MAX_N = 200  # gd, bfgs, lbfgs: a converged point's Hessian is checked up to this n
 RUNNING = -1
 PENDING = -2  # converged; a Newton method checks the curvature at x after the loop
 PROBED = -3  # the failure diagnosis has its evidence; its verdict comes after the loop
@@ -445,6 +446,21 @@ def _final_hessian(fns, hess, x):
 # -- the jitted solve and the public entry --------------------------------------------------
 
 
+def _certify(fns, x, f, g, nit, nfev, njev, nhev, status, hist):
+    """A gradient-only method's SUCCESS certifies a small gradient; for small ``n`` the
+    Hessian at the answer (one more evaluation, only when converged) then decides between
+    SUCCESS, SADDLE and DEGENERATE, as for the Newton methods. An objective whose Hessian
+    cannot be traced keeps the first-order verdict."""
+    done = status == R.SUCCESS
+    eye = jnp.eye(x.shape[0], dtype=x.dtype)
+    try:
+        h = lax.cond(done, lambda: symmetric_hessian(fns.grad)(x).astype(x.dtype), lambda: eye)
+    except Exception:  # noqa: BLE001 - e.g. a custom rule JAX cannot differentiate again
+        return x, f, g, nit, nfev, njev, nhev, status, hist
+    status = _stationary_status(h, jnp.where(done, PENDING, status))
+    return x, f, g, nit, nfev, njev, nhev + done.astype(nhev.dtype), status, hist
+
+
 def _make_method(name: str, grad_fn, m: int):
     if name == "gd":
         return SteepestDescent()
@@ -468,6 +484,8 @@ def _solve_flat(fns, x0, tol, c1, c2, f_lower, *, method, linesearch, maxiter, m
         rule = _ls.Wolfe(c1, c2) if linesearch == "wolfe" else _ls.Armijo(c1)
         solve = _solve_newton if meth.needs_hessian else _solve_gradient
         out = solve(fns, meth, rule, x0, tol, **opts)
+        if not meth.needs_hessian and x0.shape[0] <= CERTIFY_MAX_N:
+            out = _certify(fns, *out)
     x, f, g, nit, nfev, njev, nhev, status, hist = out
     f_lower = jnp.asarray(f_lower, dtype)
     eps = jnp.finfo(dtype).eps
@@ -573,17 +591,18 @@ def minimize(
     and ``"wolfe"`` (strong Wolfe with zoom, ``c1 < c2 < 1``; default for BFGS and L-BFGS).
 
     Honesty: ``success`` is true only when :math:`\|\nabla f(x)\|_2 \le` ``tol`` and, for the
-    Newton methods, the Hessian at ``x`` is positive definite by a margin (gd, BFGS and L-BFGS
-    use no second derivatives: for them success certifies a small gradient). Otherwise
+    Hessian at ``x`` is positive definite by a margin (gd, BFGS and L-BFGS evaluate it once,
+    at the answer, for ``n <= 200``; above that their success certifies a small gradient, not a
+    minimum). Otherwise
     ``status`` says why it stopped: ``MAXITER``; ``LINESEARCH_FAILED`` (no step along
     :math:`-\nabla f` decreases ``f`` and finite differences of ``f`` contradict the
     gradient); ``STAGNATION`` (``patience`` iterations without a decrease above rounding, or
     no decrease possible although the gradient agrees with ``f``: the floating-point floor,
     e.g. float32); ``NONFINITE`` (NaN/inf at ``x0`` or in the Hessian; non-finite trial points
     only shrink the step); ``SINGULAR`` (plain Newton's Hessian is exactly singular);
-    ``SADDLE`` (negative curvature at the answer); ``DEGENERATE`` (a Newton method converged
-    where the Hessian, scaled to a unit diagonal, is singular: a flat region, a degenerate
-    point or a minimum at infinity); ``UNBOUNDED`` (``f`` fell more than 1/eps times its
+    ``SADDLE`` (negative curvature at the answer); ``DEGENERATE`` (converged where the
+    Hessian, scaled to a unit diagonal, is singular: a flat region, a degenerate point or a
+    minimum at infinity); ``UNBOUNDED`` (``f`` fell more than 1/eps times its
     scale below ``f(x0)``); ``LOCAL_MINIMUM`` (converged, but ``f`` is above the known lower
     bound ``f_lower``, e.g. ``f_lower=0`` for a sum of squares).
 

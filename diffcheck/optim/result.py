@@ -111,7 +111,8 @@ class OptimizeResult(NamedTuple):
         nit: number of iterations.
         nfev: number of function evaluations (each together with its gradient).
         njev: number of gradient (Jacobian) evaluations.
-        nhev: number of Hessian evaluations (Newton methods).
+        nhev: number of Hessian evaluations (Newton methods; gd, BFGS and L-BFGS count the one
+            that certifies their answer).
         success: ``status == 0``: the gradient norm is at most ``tol`` and no defect was detected.
         status: an integer, see ``MESSAGES``.
         history: a :class:`History` when requested, else ``None``.

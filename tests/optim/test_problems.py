@@ -84,3 +84,50 @@ def test_degenerate_minimum_at_the_lower_bound_is_success():
     assert int(res.status) == R.DEGENERATE
     res = minimize(p.fun, jnp.full(4, 1e-3), method="newton", tol=1e-12, f_lower=0.0)
     assert bool(res.success), res.message
+
+
+@pytest.mark.parametrize("method", ["bfgs", "lbfgs"])
+def test_gradient_only_methods_do_not_call_a_saddle_a_success(method):
+    """From the standard start of Biggs' EXP6, BFGS and L-BFGS converge (||g|| <= tol) to a
+    point with negative curvature; they reported SUCCESS there."""
+    p = problems.problem("biggs_exp6")
+    res = minimize(p.fun, jnp.asarray(p.x0), method=method)
+    hess = np.asarray(jax.hessian(p.fun)(res.x))
+    assert float(jnp.linalg.norm(res.jac)) <= 1e-5  # the premise: the gradient test passed
+    assert np.linalg.eigvalsh(hess)[0] < 0
+    assert int(res.status) == R.SADDLE and not bool(res.success), res.message
+    assert int(res.nhev) == 1  # the one Hessian that decided it
+
+
+@pytest.mark.parametrize("method", ["gd", "bfgs", "lbfgs"])
+def test_gradient_only_methods_report_a_flat_region(method):
+    """The Gaussian problem where the model vanishes at every data point: gradient and
+    Hessian are zero (the gradient-only methods called it SUCCESS)."""
+    gauss = problems.problem("gaussian")
+    res = minimize(gauss.fun, jnp.array([4.0, 10.0, 1000.0]), method=method)
+    assert float(res.fun) == pytest.approx(0.5642, abs=1e-4)
+    assert int(res.status) == R.DEGENERATE and not bool(res.success), res.message
+
+
+def test_a_certified_minimum_and_an_untraceable_hessian_stay_success():
+    """A strict minimum is SUCCESS (one Hessian evaluated); an objective JAX cannot
+    differentiate twice (its custom VJP calls back into NumPy) keeps the first-order verdict."""
+    res = minimize(lambda x: jnp.sum((x - 1.0) ** 4) + jnp.sum(x ** 2), jnp.ones(3) * 3,
+                   method="bfgs")
+    assert bool(res.success) and int(res.nhev) == 1
+
+    @jax.custom_vjp
+    def f(x):
+        return jnp.sum((x - 2.0) ** 2)
+
+    def fwd(x):
+        return f(x), x
+
+    def bwd(x, ct):
+        shape = jax.ShapeDtypeStruct(x.shape, x.dtype)
+        return (ct * jax.pure_callback(lambda v: 2 * (v - 2.0), shape, x),)
+
+    f.defvjp(fwd, bwd)
+    res = minimize(f, jnp.zeros(2), method="bfgs")
+    assert bool(res.success), res.message
+    assert float(jnp.max(jnp.abs(res.x - 2.0))) <= 1e-4
