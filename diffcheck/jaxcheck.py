@@ -458,9 +458,9 @@ class Ctx:
         big = n > 10 ** 5
         plain = Reference(self.inputs.x, h0=h0)
         with x64():
-            real = Part(plain.ladder(self.F, complex_step=False), jnp.float64,
+            real = Part(plain.ladder(self.F, complex_step=False, sequential=big), jnp.float64,
                         chunk_for(n * plain.points), tag="real")
-            cplx = Part(plain.ladder(self.F, complex_step=True), jnp.float64,
+            cplx = Part(plain.ladder(self.F, complex_step=True, sequential=big), jnp.float64,
                         chunk_for(2 * n * (plain.points + 1)), fallback=real, tag="complex")
         wide = {"F": cplx if self.analysis.analytic and not big else real}
         low, widths = {}, {"F": n}

@@ -367,9 +367,12 @@ class Program:
         if names not in self._jits:
             fns = [self.parts[nm].fn for nm in names]
 
+            ones = [self.parts[nm].chunk == 1 for nm in names]
+
             def run(rows: tuple, x: Any) -> tuple:
-                return tuple(jax.vmap(fn, in_axes=(0, None))(r, x)
-                             for fn, r in zip(fns, rows, strict=True))
+                return tuple(fn(r[0], x)[None] if one else  # a batch of one: no vmap
+                             jax.vmap(fn, in_axes=(0, None))(r, x)
+                             for fn, r, one in zip(fns, rows, ones, strict=True))
             self._jits[names] = jax.jit(run, compiler_options=self.options)
         return self._jits[names]
 
@@ -490,21 +493,33 @@ class Reference:
         """Evaluations of F per direction."""
         return 2 * self.levels + 1 + (1 if self.complex else 0)
 
-    def ladder(self, F: Callable, *, complex_step: bool) -> Callable:
+    def ladder(self, F: Callable, *, complex_step: bool, sequential: bool = False
+               ) -> Callable:
         """The batched part ``(t, x) ->`` F at every point the direction ``t`` needs, flat:
         ``x``, ``x + h t`` and ``x - h t`` for each step ``h``, then ``x + i h_c t`` (complex
-        step; all points then evaluated in complex arithmetic, the real ones with a zero
-        imaginary part). Call under ``jax.enable_x64``."""
+        step). ``sequential=False`` evaluates the points as one batch (``vmap``: all in
+        complex arithmetic when ``complex_step``, the real ones with a zero imaginary part);
+        ``sequential=True`` one after another (``lax.map``: for large inputs, where one
+        evaluation already fills the machine and a batch of them only adds memory traffic),
+        the real points in real arithmetic. Call under ``jax.enable_x64``."""
         hs = self._steps()
+        dtype = jnp.complex128 if complex_step else jnp.float64
 
         def run(t: jax.Array, x: jax.Array) -> jax.Array:
             h = jnp.asarray(hs)[:, None]
             pts = jnp.concatenate([x[None], x + h * t, x - h * t])
-            dtype = jnp.complex128 if complex_step else jnp.float64
             if complex_step:
                 pts = jnp.concatenate([pts.astype(dtype), (x + 1j * CS_STEP * t)[None]])
             return jnp.ravel(_each(lambda p: jnp.ravel(F(p)).astype(dtype), pts))
-        return run
+
+        def run_seq(t: jax.Array, x: jax.Array) -> jax.Array:
+            g = lambda p: jnp.ravel(F(p)).astype(dtype)  # noqa: E731
+            side = _each_step(lambda h: g(x + h * t), np.concatenate([hs, -hs]))
+            vals = [g(x)[None], side]
+            if complex_step:
+                vals.append(g(x + 1j * CS_STEP * t)[None])
+            return jnp.ravel(jnp.concatenate(vals))
+        return run_seq if sequential else run
 
     def finish(self, T: np.ndarray, vals: np.ndarray) -> Along:
         """The directional derivatives from the :meth:`ladder`'s values ``(k, points * m)``."""
@@ -573,6 +588,15 @@ def _each(g: Callable, pts: jax.Array) -> jax.Array:
         return jax.vmap(g)(pts)
     except _TRACE_ERRORS:
         return jnp.stack([g(p) for p in pts])
+
+
+def _each_step(g: Callable, hs: np.ndarray) -> jax.Array:
+    """``g`` at each step of ``hs``, one after another (``lax.map``), or in a Python loop
+    where g has Python control flow on values."""
+    try:
+        return jax.lax.map(g, jnp.asarray(hs))
+    except _TRACE_ERRORS:
+        return jnp.stack([g(h) for h in hs])
 
 
 def derivatives(F: Callable, x: np.ndarray, T: np.ndarray, **opts: Any) -> Along:
