@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -92,8 +93,8 @@ def _round(flat: Flat, V: np.ndarray) -> np.ndarray:
     out = np.array(V, dtype=np.float64)
     off = flat.offsets
     for i, dt in enumerate(flat.dtypes):
-        seg = out[..., off[i]:off[i + 1]]
-        out[..., off[i]:off[i + 1]] = seg.astype(dt).astype(np.float64)
+        if np.dtype(dt) != np.float64:
+            out[..., off[i]:off[i + 1]] = out[..., off[i]:off[i + 1]].astype(dt)
     return out
 
 
@@ -120,9 +121,12 @@ class Inputs:
             raise UsageError(f"{root} has no floating-point arrays to differentiate")
         self.flat = Flat(tuple(paths[i] for i in self.vary), tuple(shapes), tuple(dtypes),
                          self._merge)
-        x = [np.asarray(leaves[i]).astype(dtypes[j]).astype(np.float64).ravel()
-             for j, i in enumerate(self.vary)]
-        self.x = np.concatenate(x)
+        self.x = np.empty(self.flat.size)
+        off = self.flat.offsets
+        for j, i in enumerate(self.vary):  # one pass per leaf (a million parameters: ms)
+            leaf = np.asarray(leaves[i])
+            self.x[off[j]:off[j + 1]] = (leaf if leaf.dtype == dtypes[j] else
+                                         leaf.astype(dtypes[j])).ravel()
         if not np.isfinite(self.x).all():
             i = int(np.argmax(~np.isfinite(self.x)))
             raise DomainError(f"{root} has {int(np.sum(~np.isfinite(self.x)))} non-finite "
@@ -421,9 +425,9 @@ class Ctx:
             self.wide, self.low = self._programs(modes if operators else (), h0)
         cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
         self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
-        rng = np.random.default_rng(seed)
-        self.T = _round(inputs.flat, rng.standard_normal((k, n)) * inputs.scale)
-        self.U = _round(fn.out.flat, rng.standard_normal((k, m)))
+        Z, W = _draws(seed, k, n, m)
+        self.T = _round(inputs.flat, Z * inputs.scale)
+        self.U = _round(fn.out.flat, W)
         self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
         self.along, self.first = self.run(self.T, fwd=self.T, rev=self.U)
         self.rules = [self._rule(mode) for mode in modes] if operators else []
@@ -547,6 +551,17 @@ class Ctx:
                 rows[rule.mode] = True if rule.mode == "fwd" else (
                     _round(self.fn.out.flat, np.eye(self.m)) if self.m <= DENSE_OUT else None)
         self.columns(0, self.n, **rows)
+
+@functools.lru_cache(maxsize=4)
+def _draws(seed: int, k: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The random directions' standard normal draws, ``(k, n)`` then ``(k, m)``: the same
+    for every check with this seed and these sizes, so kept (drawing a million normals
+    costs more than a jitted gradient of a million-parameter model). Read-only."""
+    rng = np.random.default_rng(seed)
+    Z, W = rng.standard_normal((k, n)), rng.standard_normal((k, m))
+    Z.flags.writeable = W.flags.writeable = False
+    return Z, W
+
 
 def _finite_value(f0: np.ndarray, out: Space) -> None:
     bad = ~np.isfinite(f0)

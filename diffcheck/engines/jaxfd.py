@@ -366,12 +366,12 @@ class Program:
     def _compiled(self, names: tuple[str, ...]) -> Callable:
         if names not in self._jits:
             fns = [self.parts[nm].fn for nm in names]
-
             ones = [self.parts[nm].chunk == 1 for nm in names]
 
             def run(rows: tuple, x: Any) -> tuple:
-                return tuple(fn(r[0], x)[None] if one else  # a batch of one: no vmap
-                             jax.vmap(fn, in_axes=(0, None))(r, x)
+                # a batch of one: no vmap, and no batch axis added inside the program (for a
+                # large output that costs XLA a slower layout); the caller adds it
+                return tuple(fn(r[0], x) if one else jax.vmap(fn, in_axes=(0, None))(r, x)
                              for fn, r, one in zip(fns, rows, ones, strict=True))
             self._jits[names] = jax.jit(run, compiler_options=self.options)
         return self._jits[names]
@@ -414,8 +414,9 @@ class Program:
                 res = self._compiled(names)(tuple(b for b, _ in blocks), x)
                 for nm, (_, used), r in zip(names, blocks, res, strict=True):
                     if used:
-                        out[nm].append(np.asarray(r)[:used])
-        return {k: np.concatenate(v) for k, v in out.items()}
+                        r = np.asarray(r)
+                        out[nm].append(r[None] if self.parts[nm].chunk == 1 else r[:used])
+        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in out.items()}
 
     def _block(self, name: str, P: np.ndarray, c: int) -> tuple[jax.Array, int]:
         part = self.parts[name]
