@@ -88,9 +88,10 @@ def _least(dtypes: Sequence[Any]) -> np.dtype:
     return max((np.dtype(d) for d in dtypes), key=eps_of)
 
 
-def _round(flat: Flat, V: np.ndarray) -> np.ndarray:
-    """Rows of ``V`` rounded to each leaf's dtype (so both sides see the same numbers)."""
-    out = np.array(V, dtype=np.float64)
+def _round(flat: Flat, V: np.ndarray, *, copy: bool = True) -> np.ndarray:
+    """Rows of ``V`` rounded to each leaf's dtype (so both sides see the same numbers);
+    ``copy=False`` rounds a float64 ``V`` in place."""
+    out = np.array(V, dtype=np.float64, copy=copy or None)
     off = flat.offsets
     for i, dt in enumerate(flat.dtypes):
         if np.dtype(dt) != np.float64:
@@ -121,18 +122,13 @@ class Inputs:
             raise UsageError(f"{root} has no floating-point arrays to differentiate")
         self.flat = Flat(tuple(paths[i] for i in self.vary), tuple(shapes), tuple(dtypes),
                          self._merge)
-        self.x = np.empty(self.flat.size)
-        off = self.flat.offsets
-        for j, i in enumerate(self.vary):  # one pass per leaf (a million parameters: ms)
-            leaf = np.asarray(leaves[i])
-            self.x[off[j]:off[j + 1]] = (leaf if leaf.dtype == dtypes[j] else
-                                         leaf.astype(dtypes[j])).ravel()
-        if not np.isfinite(self.x).all():
+        self.dtype = _widest(dtypes)
+        self.x = _flat_on_host([leaves[i] for i in self.vary], dtypes, self.flat.offsets)
+        self.scale, finite = _scale(self.x)
+        if not finite:
             i = int(np.argmax(~np.isfinite(self.x)))
             raise DomainError(f"{root} has {int(np.sum(~np.isfinite(self.x)))} non-finite "
                               f"entries, first {self.flat.name(i, root)}")
-        self.dtype = _widest(dtypes)
-        self.scale = _scale(self.x)
 
     @property
     def size(self) -> int:
@@ -157,13 +153,28 @@ class Inputs:
         return self.flat.name(i, self.root)
 
 
-def _scale(x: np.ndarray) -> np.ndarray:
-    """Per-entry size of perturbations: |x|, zeros taking the typical size (or 1)."""
+def _flat_on_host(leaves: list, dtypes: list, off: np.ndarray) -> np.ndarray:
+    """The leaves, each rounded to its dtype, as one float64 vector (one pass per leaf)."""
+    x = np.empty(int(off[-1]))
+    for j, leaf in enumerate(leaves):
+        leaf = np.asarray(leaf)
+        x[off[j]:off[j + 1]] = (leaf if leaf.dtype == dtypes[j] else
+                                leaf.astype(dtypes[j])).ravel()
+    return x
+
+
+def _scale(x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Per-entry size of perturbations: |x|, zeros taking the typical size (or 1); and
+    whether every entry of x is finite (few passes: x can hold a million entries)."""
     size = np.abs(x)
-    if size.size and not np.min(size) > 0:
-        typical = float(np.sqrt(np.mean(size ** 2)))
-        size = np.where(size > 0, size, max(typical, 1.0))
-    return size
+    if not size.size:
+        return size, True
+    if not np.isfinite(np.max(size)):  # NaN propagates through max
+        return size, False
+    if not np.min(size) > 0:
+        typical = float(np.sqrt(np.mean(size ** 2)))  # (no BLAS: its idle threads spin)
+        size[size == 0] = max(typical, 1.0)
+    return size, True
 
 
 class Space:
@@ -416,17 +427,19 @@ class Ctx:
         if compiled is not None:  # the same function again: analyses and programs reused
             self.F, self.analysis, self.widened = compiled.F, compiled.analysis, compiled.widened
             self.replays, self.wide, self.low = compiled.replays, compiled.wide, compiled.low
-            self.wide.x = self.low.x = inputs.x
         else:
             with x64():
                 self.F, self.analysis, self.widened = widen(fn.wide, jnp.asarray(inputs.x))
                 self.replays = {mode: self._replay(mode)
                                 for mode in (modes if operators else ())}
             self.wide, self.low = self._programs(modes if operators else (), h0)
+        # the point, sent to the device once (in float64) for both programs
+        with x64():
+            self.wide.x = self.low.x = jax.device_put(inputs.x) if n > DENSE else inputs.x
         cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
         self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
         Z, W = _draws(seed, k, n, m)
-        self.T = _round(inputs.flat, Z * inputs.scale)
+        self.T = _round(inputs.flat, Z * inputs.scale, copy=False)
         self.U = _round(fn.out.flat, W)
         self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
         self.along, self.first = self.run(self.T, fwd=self.T, rev=self.U)
@@ -635,11 +648,10 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
         c.noise_fn = _noise(ctx, rule, T, np.ravel)
         return _kinks(c, a), Y, Y64
     X, X64 = _rule_values(ctx, rule, U, ctx.first)
-    s = np.sum(X * T, axis=1)
-    s64 = None if X64 is None else np.sum(X64 * T, axis=1)
+    s, s64, size = _dots(X, X64, T)
     ref = np.sum(U * a.value, axis=1)
     err = np.sum(np.abs(U) * a.error, axis=1)
-    size = np.maximum(np.sum(np.abs((X if X64 is None else X64) * T), axis=1), np.abs(ref))
+    size = np.maximum(size, np.abs(ref))
     c = Cmp(np.arange(k), np.full(k, -1), np.full(k, -1), s, s64, ref, err, size)
     c.noise_fn = _noise(ctx, rule, U, lambda V: np.sum(V * T, axis=1))
     if a.kink is not None and a.kink.any():  # row j: u_j . [lo_j, hi_j]
@@ -648,6 +660,19 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
         c.hi = np.sum(np.maximum(U * lo, U * hi), axis=1)
         c.kink = np.any(a.kink & (U != 0), axis=1)
     return c, X, X64
+
+
+def _dots(X: np.ndarray, X64: np.ndarray | None, T: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Per row: ``X . T``, ``X64 . T``, and ``|V| . |T|`` for the verdict's values ``V``
+    (one temporary: these rows can hold a million entries)."""
+    P = X * T
+    s = np.sum(P, axis=1)
+    s64 = None
+    if X64 is not None:
+        np.multiply(X64, T, out=P)
+        s64 = np.sum(P, axis=1)
+    return s, s64, np.sum(np.abs(P, out=P), axis=1)
 
 
 def _kinks(c: Cmp, a: Along, U: np.ndarray | None = None, s: np.ndarray | None = None,

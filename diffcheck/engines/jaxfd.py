@@ -331,7 +331,7 @@ class Program:
         self.parts, self.wide, self.x_dtype = dict(parts), wide, x_dtype
         self.options = FAST_COMPILE if fast_compile else None
         self.widths = dict(widths)
-        self.x = np.asarray(x)
+        self.x = x if isinstance(x, jax.Array) else np.asarray(x)
         self.dropped: dict[str, BaseException] = {}
         self.eager = False
         self._validate()
@@ -379,7 +379,8 @@ class Program:
     def __call__(self, at: np.ndarray | None = None, **rows: np.ndarray | None
                  ) -> dict[str, np.ndarray]:
         """Evaluate the requested parts on their rows at ``x`` (or at ``at``)."""
-        want = {k: np.asarray(v) for k, v in rows.items() if v is not None and len(v)}
+        want = {k: v if isinstance(v, jax.Array) else np.asarray(v) for k, v in rows.items()
+                if v is not None and len(v)}
         missing = [k for k in want if k not in self.parts]
         if missing:
             raise KeyError(f"parts {missing} are not available")
@@ -405,7 +406,7 @@ class Program:
         out: dict[str, list] = {k: [] for k in want}
         names = tuple(nm for nm in self.parts if nm in want)
         with self._context():
-            x = jnp.asarray(self.x if at is None else at, self.x_dtype)
+            x = to_device(self.x if at is None else at, self.x_dtype)
             if self.eager:
                 return self._eager(want, x)
             calls = max(-(-len(v) // self.parts[k].chunk) for k, v in want.items())
@@ -421,11 +422,15 @@ class Program:
     def _block(self, name: str, P: np.ndarray, c: int) -> tuple[jax.Array, int]:
         part = self.parts[name]
         ch = part.chunk
+        if isinstance(P, jax.Array):  # rows already on the device: used as they are
+            if c == 0 and len(P) == ch:
+                return to_device(P, part.dtype), ch
+            P = np.asarray(P)
         block = P[c * ch:(c + 1) * ch]
         used = len(block)
         if used < ch:  # zero rows: directions and cotangents that cost nothing odd
             block = np.concatenate([block, np.zeros((ch - used,) + P.shape[1:], P.dtype)])
-        return jnp.asarray(block, part.dtype), used
+        return to_device(block, part.dtype), used
 
     def _eager(self, want: dict[str, np.ndarray], x: jax.Array) -> dict[str, np.ndarray]:
         out = {}
@@ -433,6 +438,23 @@ class Program:
             part = self.parts[k]
             out[k] = np.stack([np.asarray(part.fn(jnp.asarray(r, part.dtype), x)) for r in P])
         return out
+
+
+def to_device(a: Any, dtype: Any) -> jax.Array:
+    """``jnp.asarray(a, dtype)``, with host arrays sent by ``jax.device_put`` and converted
+    on the device (``jnp.asarray`` of a million-entry NumPy array costs several times a
+    plain transfer). The values sent here are already representable in ``dtype``.
+
+    >>> with x64():
+    ...     to_device(np.arange(3.0), jnp.float32).dtype
+    dtype('float32')
+    """
+    if not isinstance(a, jax.Array):
+        a = np.asarray(a)
+        if a.dtype == object or not (a.dtype.kind in "biuf" or _float(a.dtype)):
+            return jnp.asarray(a, dtype)
+        a = jax.device_put(a)
+    return a if a.dtype == dtype else a.astype(dtype)
 
 
 def chunk_for(width: int, cap: int = MAX_CHUNK) -> int:
