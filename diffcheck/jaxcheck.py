@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ import numpy as np
 from .engines.jaxfd import (
     _TRACE_ERRORS,
     EPS64,
+    LARGE,
     Along,
     Analysis,
     Part,
@@ -103,10 +105,13 @@ class Inputs:
     """The floating leaves of ``tree`` (the arguments) as one flat vector named from ``root``.
 
     Other leaves (integers, booleans) are held fixed, as JAX's derivatives hold them.
-    ``numbers_vary=True`` differentiates integer leaves too (as float).
+    ``numbers_vary=True`` differentiates integer leaves too (as float). ``reuse=True``
+    (large inputs of :func:`check_grads`) keeps ``x`` and ``scale`` in host buffers that
+    the next such check overwrites (see :func:`_scratch`).
     """
 
-    def __init__(self, tree: Any, root: str, *, numbers_vary: bool = False):
+    def __init__(self, tree: Any, root: str, *, numbers_vary: bool = False,
+                 reuse: bool = False):
         paths, leaves, self._rebuild = flatten(tree)
         self.leaves, self.root, self.vary = list(leaves), root, []
         shapes, dtypes = [], []
@@ -123,8 +128,11 @@ class Inputs:
         self.flat = Flat(tuple(paths[i] for i in self.vary), tuple(shapes), tuple(dtypes),
                          self._merge)
         self.dtype = _widest(dtypes)
-        self.x = _flat_on_host([leaves[i] for i in self.vary], dtypes, self.flat.offsets)
-        self.scale, finite = _scale(self.x)
+        n = self.flat.size
+        self.reused = reuse and n > LARGE
+        out = _scratch("x", (n,)) if self.reused else np.empty(n)
+        self.x = _flat_on_host([leaves[i] for i in self.vary], dtypes, self.flat.offsets, out)
+        self.scale, finite = _scale(self.x, _scratch("scale", (n,)) if self.reused else None)
         if not finite:
             i = int(np.argmax(~np.isfinite(self.x)))
             raise DomainError(f"{root} has {int(np.sum(~np.isfinite(self.x)))} non-finite "
@@ -153,9 +161,27 @@ class Inputs:
         return self.flat.name(i, self.root)
 
 
-def _flat_on_host(leaves: list, dtypes: list, off: np.ndarray) -> np.ndarray:
-    """The leaves, each rounded to its dtype, as one float64 vector (one pass per leaf)."""
-    x = np.empty(int(off[-1]))
+_SCRATCH = threading.local()
+
+
+def _scratch(tag: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 host buffer of ``shape``, the same one for every call with ``tag`` and
+    shape (per thread; one shape per tag is kept). A warm check of a million-parameter
+    model then touches no fresh memory: a fresh 8 MB array costs page faults, and freeing
+    it interrupts the threads of the JAX programs just run, together more than the
+    arithmetic on it. Only for arrays that live no longer than one check."""
+    bufs = _SCRATCH.__dict__.setdefault("bufs", {})
+    buf = bufs.get(tag)
+    if buf is None or buf.shape != shape:
+        buf = bufs[tag] = np.empty(shape)
+    return buf
+
+
+def _flat_on_host(leaves: list, dtypes: list, off: np.ndarray, out: np.ndarray
+                  ) -> np.ndarray:
+    """The leaves, each rounded to its dtype, as one float64 vector ``out`` (one pass per
+    leaf)."""
+    x = out
     for j, leaf in enumerate(leaves):
         leaf = np.asarray(leaf)
         x[off[j]:off[j + 1]] = (leaf if leaf.dtype == dtypes[j] else
@@ -163,16 +189,17 @@ def _flat_on_host(leaves: list, dtypes: list, off: np.ndarray) -> np.ndarray:
     return x
 
 
-def _scale(x: np.ndarray) -> tuple[np.ndarray, bool]:
+def _scale(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
     """Per-entry size of perturbations: |x|, zeros taking the typical size (or 1); and
     whether every entry of x is finite (few passes: x can hold a million entries)."""
-    size = np.abs(x)
+    size = np.abs(x, out=out)
     if not size.size:
         return size, True
     if not np.isfinite(np.max(size)):  # NaN propagates through max
         return size, False
     if not np.min(size) > 0:
-        typical = float(np.sqrt(np.mean(size ** 2)))  # (no BLAS: its idle threads spin)
+        # (no temporary, and no BLAS: its idle threads spin)
+        typical = float(np.sqrt(np.einsum("i,i->", size, size) / size.size))
         size[size == 0] = max(typical, 1.0)
     return size, True
 
@@ -439,7 +466,8 @@ class Ctx:
         cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
         self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
         Z, W = _draws(seed, k, n, m)
-        self.T = _round(inputs.flat, Z * inputs.scale, copy=False)
+        T = _scratch("T", Z.shape) if inputs.reused else None
+        self.T = _round(inputs.flat, np.multiply(Z, inputs.scale, out=T), copy=False)
         self.U = _round(fn.out.flat, W)
         self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
         self.along, self.first = self.run(self.T, fwd=self.T, rev=self.U)
@@ -662,17 +690,30 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
     return c, X, X64
 
 
-def _dots(X: np.ndarray, X64: np.ndarray | None, T: np.ndarray
+def _dots(X: np.ndarray, X64: np.ndarray | None, T: np.ndarray, block: int = 2 ** 15
           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Per row: ``X . T``, ``X64 . T``, and ``|V| . |T|`` for the verdict's values ``V``
-    (one temporary: these rows can hold a million entries)."""
-    P = X * T
-    s = np.sum(P, axis=1)
-    s64 = None
-    if X64 is not None:
-        np.multiply(X64, T, out=P)
-        s64 = np.sum(P, axis=1)
-    return s, s64, np.sum(np.abs(P, out=P), axis=1)
+    """Per row: ``X . T``, ``X64 . T``, and ``|V| . |T|`` for the verdict's values ``V``.
+
+    Block by block through one small buffer: these rows can hold a million entries, and a
+    fresh temporary that size costs more than the arithmetic (page faults, and unmapping
+    it interrupts the threads of the JAX programs just run). Each block is summed pairwise.
+
+    >>> X = np.array([[1.0, -2.0, 3.0]])
+    >>> _dots(X, X, np.ones((1, 3)), block=2)
+    (array([2.]), array([2.]), array([6.]))
+    """
+    k, n = T.shape
+    s, size = np.zeros(k), np.zeros(k)
+    s64 = None if X64 is None else np.zeros(k)
+    buf = np.empty((k, min(block, n)))
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        P = buf[:, :b - a]
+        s += np.sum(np.multiply(X[:, a:b], T[:, a:b], out=P), axis=1)
+        if s64 is not None:
+            s64 += np.sum(np.multiply(X64[:, a:b], T[:, a:b], out=P), axis=1)
+        size += np.sum(np.abs(P, out=P), axis=1)
+    return s, s64, size
 
 
 def _kinks(c: Cmp, a: Along, U: np.ndarray | None = None, s: np.ndarray | None = None,
@@ -1192,7 +1233,7 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1,
     modes = _modes(modes)
     if int(order) < 1:
         raise UsageError(f"order must be >= 1, got {order}")
-    inputs = Inputs(args, "args")
+    inputs = Inputs(args, "args", reuse=True)
     key = _cache_key(f, inputs, modes, eps) if int(order) == 1 else None
     compiled = _COMPILED.get(key) if key is not None else None
     fn = compiled.fn if compiled is not None else _call_root(f, inputs, lambda g, t: g(*t))
