@@ -61,6 +61,7 @@ LOOP = 16.0  #: a loop that stops at tolerance t computes to about LOOP * t (abs
 #: about 1e-12, so a bug smaller than ~4e-9 relative (A_SIZE * this) is not claimed
 REPLAY_EPS = 2.0 ** -33
 DENSE = 128  #: inputs up to which every entry is checked
+STEP = 2 ** 15  #: entries per block of the host passes over long vectors (no big temporaries)
 DENSE_OUT = 64  #: outputs up to which a VJP is checked row by row
 BLOCK = 16  #: localisation ends with a block this small, checked entry by entry
 SHOW = 5  #: worst entries shown per mode
@@ -97,7 +98,9 @@ def _round(flat: Flat, V: np.ndarray, *, copy: bool = True) -> np.ndarray:
     off = flat.offsets
     for i, dt in enumerate(flat.dtypes):
         if np.dtype(dt) != np.float64:
-            out[..., off[i]:off[i + 1]] = out[..., off[i]:off[i + 1]].astype(dt)
+            for a in range(off[i], off[i + 1], STEP):  # small temporaries only
+                seg = out[..., a:min(a + STEP, off[i + 1])]
+                seg[...] = seg.astype(dt)
     return out
 
 
@@ -690,7 +693,7 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
     return c, X, X64
 
 
-def _dots(X: np.ndarray, X64: np.ndarray | None, T: np.ndarray, block: int = 2 ** 15
+def _dots(X: np.ndarray, X64: np.ndarray | None, T: np.ndarray, block: int = STEP
           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Per row: ``X . T``, ``X64 . T``, and ``|V| . |T|`` for the verdict's values ``V``.
 
