@@ -469,7 +469,7 @@ class Ctx:
         cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
         self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
         Z, W = _draws(seed, k, n, m)
-        T = _scratch("T", Z.shape) if inputs.reused else None
+        T = _scratch(f"T of {fn.label}", Z.shape) if inputs.reused else None
         self.T = _round(inputs.flat, np.multiply(Z, inputs.scale, out=T), copy=False)
         self.U = _round(fn.out.flat, W)
         self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
@@ -595,6 +595,7 @@ class Ctx:
                 rows[rule.mode] = True if rule.mode == "fwd" else (
                     _round(self.fn.out.flat, np.eye(self.m)) if self.m <= DENSE_OUT else None)
         self.columns(0, self.n, **rows)
+
 
 @functools.lru_cache(maxsize=4)
 def _draws(seed: int, k: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
