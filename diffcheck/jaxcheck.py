@@ -104,6 +104,26 @@ def _round(flat: Flat, V: np.ndarray, *, copy: bool = True) -> np.ndarray:
     return out
 
 
+def _directions(flat: Flat, Z: np.ndarray, scale: np.ndarray, out: np.ndarray
+                ) -> np.ndarray:
+    """``_round(flat, Z * scale)`` into ``out``, block by block (one pass over memory).
+
+    >>> from diffcheck.pytree import Flat
+    >>> flat = Flat(("[0]",), ((2,),), (np.dtype(np.float32),), None)
+    >>> T = _directions(flat, np.array([[0.1, 1.0]]), np.array([1.0, 3.0]), np.empty((1, 2)))
+    >>> bool(T[0, 0] == np.float32(0.1)), float(T[0, 1])
+    (True, 3.0)
+    """
+    off = flat.offsets
+    for i, dt in enumerate(flat.dtypes):
+        for a in range(off[i], off[i + 1], STEP):
+            b = min(a + STEP, off[i + 1])
+            blk = np.multiply(Z[:, a:b], scale[a:b], out=out[:, a:b])
+            if np.dtype(dt) != np.float64:
+                blk[...] = blk.astype(dt)
+    return out
+
+
 class Inputs:
     """The floating leaves of ``tree`` (the arguments) as one flat vector named from ``root``.
 
@@ -172,11 +192,18 @@ def _scratch(tag: str, shape: tuple[int, ...]) -> np.ndarray:
     shape (per thread; one shape per tag is kept). A warm check of a million-parameter
     model then touches no fresh memory: a fresh 8 MB array costs page faults, and freeing
     it interrupts the threads of the JAX programs just run, together more than the
-    arithmetic on it. Only for arrays that live no longer than one check."""
+    arithmetic on it. Only for arrays that live no longer than one check.
+
+    Aligned to 64 bytes, so that ``jax.device_put`` on a CPU shares the buffer instead of
+    copying it (the programs then read the check's own memory: it must not change while
+    they run, and does not, as a check finishes them before it returns)."""
     bufs = _SCRATCH.__dict__.setdefault("bufs", {})
     buf = bufs.get(tag)
     if buf is None or buf.shape != shape:
-        buf = bufs[tag] = np.empty(shape)
+        size = int(np.prod(shape)) * 8
+        raw = np.empty(size + 64, np.uint8)
+        start = -raw.ctypes.data % 64
+        buf = bufs[tag] = raw[start:start + size].view(np.float64).reshape(shape)
     return buf
 
 
@@ -198,12 +225,11 @@ def _scale(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, bo
     size = np.abs(x, out=out)
     if not size.size:
         return size, True
-    if not np.isfinite(np.max(size)):  # NaN propagates through max
+    squares = float(np.einsum("i,i->", size, size))  # no temporary, and no BLAS (whose
+    if not np.isfinite(squares) and not np.isfinite(size).all():  # idle threads spin)
         return size, False
     if not np.min(size) > 0:
-        # (no temporary, and no BLAS: its idle threads spin)
-        typical = float(np.sqrt(np.einsum("i,i->", size, size) / size.size))
-        size[size == 0] = max(typical, 1.0)
+        size[size == 0] = max(float(np.sqrt(squares / size.size)), 1.0)
     return size, True
 
 
@@ -469,8 +495,8 @@ class Ctx:
         cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
         self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
         Z, W = _draws(seed, k, n, m)
-        T = _scratch(f"T of {fn.label}", Z.shape) if inputs.reused else None
-        self.T = _round(inputs.flat, np.multiply(Z, inputs.scale, out=T), copy=False)
+        T = _scratch(f"T of {fn.label}", Z.shape) if inputs.reused else np.empty(Z.shape)
+        self.T = _directions(inputs.flat, Z, inputs.scale, T)
         self.U = _round(fn.out.flat, W)
         self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
         self.along, self.first = self.run(self.T, fwd=self.T, rev=self.U)
@@ -618,7 +644,13 @@ def _finite_value(f0: np.ndarray, out: Space) -> None:
 
 
 def _f64(a: Any) -> np.ndarray | None:
-    return None if a is None else np.asarray(a, dtype=np.float64)
+    """Values for NumPy arithmetic in float64: float32 as it is (NumPy widens it exactly
+    wherever it meets float64; a million-entry copy costs more than that), float16 and
+    bfloat16 widened."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
 def _spread(values: Callable[[np.ndarray], np.ndarray], inputs: Inputs, eps: float,
