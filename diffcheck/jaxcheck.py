@@ -23,6 +23,8 @@ True
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +37,7 @@ import numpy as np
 from .engines.jaxfd import (
     _TRACE_ERRORS,
     EPS64,
+    LARGE,
     Along,
     Analysis,
     Part,
@@ -58,6 +61,7 @@ LOOP = 16.0  #: a loop that stops at tolerance t computes to about LOOP * t (abs
 #: about 1e-12, so a bug smaller than ~4e-9 relative (A_SIZE * this) is not claimed
 REPLAY_EPS = 2.0 ** -33
 DENSE = 128  #: inputs up to which every entry is checked
+STEP = 2 ** 15  #: entries per block of the host passes over long vectors (no big temporaries)
 DENSE_OUT = 64  #: outputs up to which a VJP is checked row by row
 BLOCK = 16  #: localisation ends with a block this small, checked entry by entry
 SHOW = 5  #: worst entries shown per mode
@@ -87,13 +91,36 @@ def _least(dtypes: Sequence[Any]) -> np.dtype:
     return max((np.dtype(d) for d in dtypes), key=eps_of)
 
 
-def _round(flat: Flat, V: np.ndarray) -> np.ndarray:
-    """Rows of ``V`` rounded to each leaf's dtype (so both sides see the same numbers)."""
-    out = np.array(V, dtype=np.float64)
+def _round(flat: Flat, V: np.ndarray, *, copy: bool = True) -> np.ndarray:
+    """Rows of ``V`` rounded to each leaf's dtype (so both sides see the same numbers);
+    ``copy=False`` rounds a float64 ``V`` in place."""
+    out = np.array(V, dtype=np.float64, copy=copy or None)
     off = flat.offsets
     for i, dt in enumerate(flat.dtypes):
-        seg = out[..., off[i]:off[i + 1]]
-        out[..., off[i]:off[i + 1]] = seg.astype(dt).astype(np.float64)
+        if np.dtype(dt) != np.float64:
+            for a in range(off[i], off[i + 1], STEP):  # small temporaries only
+                seg = out[..., a:min(a + STEP, off[i + 1])]
+                seg[...] = seg.astype(dt)
+    return out
+
+
+def _directions(flat: Flat, Z: np.ndarray, scale: np.ndarray, out: np.ndarray
+                ) -> np.ndarray:
+    """``_round(flat, Z * scale)`` into ``out``, block by block (one pass over memory).
+
+    >>> from diffcheck.pytree import Flat
+    >>> flat = Flat(("[0]",), ((2,),), (np.dtype(np.float32),), None)
+    >>> T = _directions(flat, np.array([[0.1, 1.0]]), np.array([1.0, 3.0]), np.empty((1, 2)))
+    >>> bool(T[0, 0] == np.float32(0.1)), float(T[0, 1])
+    (True, 3.0)
+    """
+    off = flat.offsets
+    for i, dt in enumerate(flat.dtypes):
+        for a in range(off[i], off[i + 1], STEP):
+            b = min(a + STEP, off[i + 1])
+            blk = np.multiply(Z[:, a:b], scale[a:b], out=out[:, a:b])
+            if np.dtype(dt) != np.float64:
+                blk[...] = blk.astype(dt)
     return out
 
 
@@ -101,10 +128,13 @@ class Inputs:
     """The floating leaves of ``tree`` (the arguments) as one flat vector named from ``root``.
 
     Other leaves (integers, booleans) are held fixed, as JAX's derivatives hold them.
-    ``numbers_vary=True`` differentiates integer leaves too (as float).
+    ``numbers_vary=True`` differentiates integer leaves too (as float). ``reuse=True``
+    (large inputs of :func:`check_grads`) keeps ``x`` and ``scale`` in host buffers that
+    the next such check overwrites (see :func:`_scratch`).
     """
 
-    def __init__(self, tree: Any, root: str, *, numbers_vary: bool = False):
+    def __init__(self, tree: Any, root: str, *, numbers_vary: bool = False,
+                 reuse: bool = False):
         paths, leaves, self._rebuild = flatten(tree)
         self.leaves, self.root, self.vary = list(leaves), root, []
         shapes, dtypes = [], []
@@ -120,15 +150,16 @@ class Inputs:
             raise UsageError(f"{root} has no floating-point arrays to differentiate")
         self.flat = Flat(tuple(paths[i] for i in self.vary), tuple(shapes), tuple(dtypes),
                          self._merge)
-        x = [np.asarray(leaves[i]).astype(dtypes[j]).astype(np.float64).ravel()
-             for j, i in enumerate(self.vary)]
-        self.x = np.concatenate(x)
-        if not np.isfinite(self.x).all():
+        self.dtype = _widest(dtypes)
+        n = self.flat.size
+        self.reused = reuse and n > LARGE
+        out = _scratch("x", (n,)) if self.reused else np.empty(n)
+        self.x = _flat_on_host([leaves[i] for i in self.vary], dtypes, self.flat.offsets, out)
+        self.scale, finite = _scale(self.x, _scratch("scale", (n,)) if self.reused else None)
+        if not finite:
             i = int(np.argmax(~np.isfinite(self.x)))
             raise DomainError(f"{root} has {int(np.sum(~np.isfinite(self.x)))} non-finite "
                               f"entries, first {self.flat.name(i, root)}")
-        self.dtype = _widest(dtypes)
-        self.scale = _scale(self.x)
 
     @property
     def size(self) -> int:
@@ -153,13 +184,53 @@ class Inputs:
         return self.flat.name(i, self.root)
 
 
-def _scale(x: np.ndarray) -> np.ndarray:
-    """Per-entry size of perturbations: |x|, zeros taking the typical size (or 1)."""
-    size = np.abs(x)
-    if size.size and not np.min(size) > 0:
-        typical = float(np.sqrt(np.mean(size ** 2)))
-        size = np.where(size > 0, size, max(typical, 1.0))
-    return size
+_SCRATCH = threading.local()
+
+
+def _scratch(tag: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float64 host buffer of ``shape``, the same one for every call with ``tag`` and
+    shape (per thread; one shape per tag is kept). A warm check of a million-parameter
+    model then touches no fresh memory: a fresh 8 MB array costs page faults, and freeing
+    it interrupts the threads of the JAX programs just run, together more than the
+    arithmetic on it. Only for arrays that live no longer than one check.
+
+    Aligned to 64 bytes, so that ``jax.device_put`` on a CPU shares the buffer instead of
+    copying it (the programs then read the check's own memory: it must not change while
+    they run, and does not, as a check finishes them before it returns)."""
+    bufs = _SCRATCH.__dict__.setdefault("bufs", {})
+    buf = bufs.get(tag)
+    if buf is None or buf.shape != shape:
+        size = int(np.prod(shape)) * 8
+        raw = np.empty(size + 64, np.uint8)
+        start = -raw.ctypes.data % 64
+        buf = bufs[tag] = raw[start:start + size].view(np.float64).reshape(shape)
+    return buf
+
+
+def _flat_on_host(leaves: list, dtypes: list, off: np.ndarray, out: np.ndarray
+                  ) -> np.ndarray:
+    """The leaves, each rounded to its dtype, as one float64 vector ``out`` (one pass per
+    leaf)."""
+    x = out
+    for j, leaf in enumerate(leaves):
+        leaf = np.asarray(leaf)
+        x[off[j]:off[j + 1]] = (leaf if leaf.dtype == dtypes[j] else
+                                leaf.astype(dtypes[j])).ravel()
+    return x
+
+
+def _scale(x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
+    """Per-entry size of perturbations: |x|, zeros taking the typical size (or 1); and
+    whether every entry of x is finite (few passes: x can hold a million entries)."""
+    size = np.abs(x, out=out)
+    if not size.size:
+        return size, True
+    squares = float(np.einsum("i,i->", size, size))  # no temporary, and no BLAS (whose
+    if not np.isfinite(squares) and not np.isfinite(size).all():  # idle threads spin)
+        return size, False
+    if not np.min(size) > 0:
+        size[size == 0] = max(float(np.sqrt(squares / size.size)), 1.0)
+    return size, True
 
 
 class Space:
@@ -412,18 +483,21 @@ class Ctx:
         if compiled is not None:  # the same function again: analyses and programs reused
             self.F, self.analysis, self.widened = compiled.F, compiled.analysis, compiled.widened
             self.replays, self.wide, self.low = compiled.replays, compiled.wide, compiled.low
-            self.wide.x = self.low.x = inputs.x
         else:
             with x64():
                 self.F, self.analysis, self.widened = widen(fn.wide, jnp.asarray(inputs.x))
                 self.replays = {mode: self._replay(mode)
                                 for mode in (modes if operators else ())}
             self.wide, self.low = self._programs(modes if operators else (), h0)
+        # the point, sent to the device once (in float64) for both programs
+        with x64():
+            self.wide.x = self.low.x = jax.device_put(inputs.x) if n > DENSE else inputs.x
         cplx = "F" in self.wide.parts and self.wide.parts["F"].tag == "complex"
         self.ref = Reference(inputs.x, eps=self.analysis.eps, h0=h0, complex_step=cplx)
-        rng = np.random.default_rng(seed)
-        self.T = _round(inputs.flat, rng.standard_normal((k, n)) * inputs.scale)
-        self.U = _round(fn.out.flat, rng.standard_normal((k, m)))
+        Z, W = _draws(seed, k, n, m)
+        T = _scratch(f"T of {fn.label}", Z.shape) if inputs.reused else np.empty(Z.shape)
+        self.T = _directions(inputs.flat, Z, inputs.scale, T)
+        self.U = _round(fn.out.flat, W)
         self._columns: dict[tuple[int, int], tuple[Along, dict]] = {}
         self.along, self.first = self.run(self.T, fwd=self.T, rev=self.U)
         self.rules = [self._rule(mode) for mode in modes] if operators else []
@@ -458,9 +532,9 @@ class Ctx:
         big = n > 10 ** 5
         plain = Reference(self.inputs.x, h0=h0)
         with x64():
-            real = Part(plain.ladder(self.F, complex_step=False), jnp.float64,
+            real = Part(plain.ladder(self.F, complex_step=False, sequential=big), jnp.float64,
                         chunk_for(n * plain.points), tag="real")
-            cplx = Part(plain.ladder(self.F, complex_step=True), jnp.float64,
+            cplx = Part(plain.ladder(self.F, complex_step=True, sequential=big), jnp.float64,
                         chunk_for(2 * n * (plain.points + 1)), fallback=real, tag="complex")
         wide = {"F": cplx if self.analysis.analytic and not big else real}
         low, widths = {}, {"F": n}
@@ -548,6 +622,18 @@ class Ctx:
                     _round(self.fn.out.flat, np.eye(self.m)) if self.m <= DENSE_OUT else None)
         self.columns(0, self.n, **rows)
 
+
+@functools.lru_cache(maxsize=4)
+def _draws(seed: int, k: int, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The random directions' standard normal draws, ``(k, n)`` then ``(k, m)``: the same
+    for every check with this seed and these sizes, so kept (drawing a million normals
+    costs more than a jitted gradient of a million-parameter model). Read-only."""
+    rng = np.random.default_rng(seed)
+    Z, W = rng.standard_normal((k, n)), rng.standard_normal((k, m))
+    Z.flags.writeable = W.flags.writeable = False
+    return Z, W
+
+
 def _finite_value(f0: np.ndarray, out: Space) -> None:
     bad = ~np.isfinite(f0)
     if bad.any():
@@ -558,7 +644,13 @@ def _finite_value(f0: np.ndarray, out: Space) -> None:
 
 
 def _f64(a: Any) -> np.ndarray | None:
-    return None if a is None else np.asarray(a, dtype=np.float64)
+    """Values for NumPy arithmetic in float64: float32 as it is (NumPy widens it exactly
+    wherever it meets float64; a million-entry copy costs more than that), float16 and
+    bfloat16 widened."""
+    if a is None:
+        return None
+    a = np.asarray(a)
+    return a if a.dtype in (np.float32, np.float64) else a.astype(np.float64)
 
 
 def _spread(values: Callable[[np.ndarray], np.ndarray], inputs: Inputs, eps: float,
@@ -620,11 +712,10 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
         c.noise_fn = _noise(ctx, rule, T, np.ravel)
         return _kinks(c, a), Y, Y64
     X, X64 = _rule_values(ctx, rule, U, ctx.first)
-    s = np.sum(X * T, axis=1)
-    s64 = None if X64 is None else np.sum(X64 * T, axis=1)
+    s, s64, size = _dots(X, X64, T)
     ref = np.sum(U * a.value, axis=1)
     err = np.sum(np.abs(U) * a.error, axis=1)
-    size = np.maximum(np.sum(np.abs((X if X64 is None else X64) * T), axis=1), np.abs(ref))
+    size = np.maximum(size, np.abs(ref))
     c = Cmp(np.arange(k), np.full(k, -1), np.full(k, -1), s, s64, ref, err, size)
     c.noise_fn = _noise(ctx, rule, U, lambda V: np.sum(V * T, axis=1))
     if a.kink is not None and a.kink.any():  # row j: u_j . [lo_j, hi_j]
@@ -633,6 +724,32 @@ def _directional(ctx: Ctx, rule: Rule) -> tuple[Cmp, np.ndarray, np.ndarray | No
         c.hi = np.sum(np.maximum(U * lo, U * hi), axis=1)
         c.kink = np.any(a.kink & (U != 0), axis=1)
     return c, X, X64
+
+
+def _dots(X: np.ndarray, X64: np.ndarray | None, T: np.ndarray, block: int = STEP
+          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """Per row: ``X . T``, ``X64 . T``, and ``|V| . |T|`` for the verdict's values ``V``.
+
+    Block by block through one small buffer: these rows can hold a million entries, and a
+    fresh temporary that size costs more than the arithmetic (page faults, and unmapping
+    it interrupts the threads of the JAX programs just run). Each block is summed pairwise.
+
+    >>> X = np.array([[1.0, -2.0, 3.0]])
+    >>> _dots(X, X, np.ones((1, 3)), block=2)
+    (array([2.]), array([2.]), array([6.]))
+    """
+    k, n = T.shape
+    s, size = np.zeros(k), np.zeros(k)
+    s64 = None if X64 is None else np.zeros(k)
+    buf = np.empty((k, min(block, n)))
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        P = buf[:, :b - a]
+        s += np.sum(np.multiply(X[:, a:b], T[:, a:b], out=P), axis=1)
+        if s64 is not None:
+            s64 += np.sum(np.multiply(X64[:, a:b], T[:, a:b], out=P), axis=1)
+        size += np.sum(np.abs(P, out=P), axis=1)
+    return s, s64, size
 
 
 def _kinks(c: Cmp, a: Along, U: np.ndarray | None = None, s: np.ndarray | None = None,
@@ -1152,7 +1269,7 @@ def check_grads(f: Callable, args: Sequence[Any], order: int = 1,
     modes = _modes(modes)
     if int(order) < 1:
         raise UsageError(f"order must be >= 1, got {order}")
-    inputs = Inputs(args, "args")
+    inputs = Inputs(args, "args", reuse=True)
     key = _cache_key(f, inputs, modes, eps) if int(order) == 1 else None
     compiled = _COMPILED.get(key) if key is not None else None
     fn = compiled.fn if compiled is not None else _call_root(f, inputs, lambda g, t: g(*t))

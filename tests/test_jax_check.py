@@ -304,3 +304,83 @@ def test_computed_in_the_least_precise_of_x_f_and_yours():
     r = dc.check_gradient(f, g, x)
     assert r.ok and r.dtype == "float32", str(r)
     assert not dc.check_gradient(f, lambda v: g(v) * 1.01, x).ok
+
+
+# -- large inputs: the warm path of a million-parameter check ---------------------------------
+
+def test_large_inputs_reuse_host_buffers_and_stay_right():
+    """Above 1e5 inputs a repeated check reuses its host buffers (x, scale, directions) and
+    its compiled programs; the reuse must not leak one check's numbers into the next."""
+    from diffcheck import jaxcheck
+
+    n = 150_000
+    x = jnp.asarray(np.random.default_rng(0).uniform(0.5, 1.5, n), jnp.float32)
+
+    def f(v):
+        return jnp.sum(jnp.sin(v) * v)
+
+    @jax.custom_vjp
+    def tap(v):
+        return v
+
+    tap.defvjp(lambda v: (v, None), lambda _, g: (g.at[12345].multiply(1.1),))
+    first = dc.check_grads(f, (x,), modes=("rev",))
+    buf = jaxcheck._scratch("x", (n,))
+    kept = next(c for c in jaxcheck._COMPILED.values() if c.fn.label == "f" and
+                c.wide.x.shape == (n,))
+    jits = dict(kept.wide._jits)
+    bad = dc.check_grads(lambda v: f(tap(v)), (x * 1.01,), modes=("rev",))
+    again = dc.check_grads(f, (x * 0.99,), modes=("rev",))
+    assert jaxcheck._scratch("x", (n,)) is buf and buf.ctypes.data % 64 == 0
+    assert kept.wide._jits == jits  # the same compiled programs, none added
+    assert first.ok and again.ok, str(again)
+    assert not bad.ok and bad.worst == "args[0][12345]", str(bad)
+    assert "1 random direction" in str(again)
+
+
+def test_sequential_ladder_evaluates_the_same_points():
+    from diffcheck.engines.jaxfd import Reference, x64
+
+    def F(v):
+        return jnp.sin(v) * jnp.sum(v ** 2)
+
+    x, t = np.linspace(0.1, 1.0, 5), np.linspace(-1.0, 1.0, 5)
+    ref = Reference(x, levels=3)
+    with x64():
+        for cs in (True, False):
+            batched = jax.jit(ref.ladder(F, complex_step=cs))(t, x)
+            one_by_one = jax.jit(ref.ladder(F, complex_step=cs, sequential=True))(t, x)
+            np.testing.assert_allclose(one_by_one, batched, rtol=1e-14, atol=0)
+    along = ref.finish(t[None], np.asarray(one_by_one)[None])  # the real ladder's values
+    exact = np.cos(x) * np.sum(x ** 2) * t + np.sin(x) * 2 * (x @ t)
+    assert np.all(np.abs(along.value[0] - exact) <= along.error[0])
+
+
+def test_program_takes_device_arrays_and_batches_of_one():
+    from diffcheck.engines.jaxfd import Part, Program, to_device
+
+    prog = Program({"a": Part(lambda r, x: r * x, jnp.float32, 1)}, np.arange(3.0),
+                   wide=False, x_dtype=jnp.float32, widths={"a": 3})
+    host = prog(a=np.ones((2, 3)))["a"]
+    dev = prog(at=jnp.arange(1.0, 4.0), a=to_device(np.full((1, 3), 2.0), jnp.float32))["a"]
+    np.testing.assert_array_equal(host, [[0.0, 1.0, 2.0]] * 2)
+    np.testing.assert_array_equal(dev, [[2.0, 4.0, 6.0]])
+
+
+def test_blockwise_host_passes_match_the_direct_formulas():
+    from diffcheck import jaxcheck
+    from diffcheck.pytree import Flat
+
+    r = np.random.default_rng(1)
+    X, X64, T = r.standard_normal((3, 2, 70_001))
+    s, s64, size = jaxcheck._dots(X, X64, T)
+    np.testing.assert_allclose(s, np.sum(X * T, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(s64, np.sum(X64 * T, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(size, np.sum(np.abs(X64 * T), axis=1), rtol=1e-12)
+    flat = Flat(("['a']", "['b']"), ((40_000,), (30_001,)),
+                (np.dtype(np.float32), jnp.dtype(jnp.bfloat16)), lambda leaves: None)
+    V = r.standard_normal((2, 70_001))
+    want = np.concatenate([V[:, :40_000].astype(np.float32),
+                           V[:, 40_000:].astype(jnp.bfloat16)], axis=1).astype(np.float64)
+    np.testing.assert_array_equal(jaxcheck._round(flat, V), want)
+    np.testing.assert_array_equal(jaxcheck._round(flat, V.copy(), copy=False), want)

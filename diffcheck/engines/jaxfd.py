@@ -331,7 +331,7 @@ class Program:
         self.parts, self.wide, self.x_dtype = dict(parts), wide, x_dtype
         self.options = FAST_COMPILE if fast_compile else None
         self.widths = dict(widths)
-        self.x = np.asarray(x)
+        self.x = x if isinstance(x, jax.Array) else np.asarray(x)
         self.dropped: dict[str, BaseException] = {}
         self.eager = False
         self._validate()
@@ -366,17 +366,21 @@ class Program:
     def _compiled(self, names: tuple[str, ...]) -> Callable:
         if names not in self._jits:
             fns = [self.parts[nm].fn for nm in names]
+            ones = [self.parts[nm].chunk == 1 for nm in names]
 
             def run(rows: tuple, x: Any) -> tuple:
-                return tuple(jax.vmap(fn, in_axes=(0, None))(r, x)
-                             for fn, r in zip(fns, rows, strict=True))
+                # a batch of one: no vmap, and no batch axis added inside the program (for a
+                # large output that costs XLA a slower layout); the caller adds it
+                return tuple(fn(r[0], x) if one else jax.vmap(fn, in_axes=(0, None))(r, x)
+                             for fn, r, one in zip(fns, rows, ones, strict=True))
             self._jits[names] = jax.jit(run, compiler_options=self.options)
         return self._jits[names]
 
     def __call__(self, at: np.ndarray | None = None, **rows: np.ndarray | None
                  ) -> dict[str, np.ndarray]:
         """Evaluate the requested parts on their rows at ``x`` (or at ``at``)."""
-        want = {k: np.asarray(v) for k, v in rows.items() if v is not None and len(v)}
+        want = {k: v if isinstance(v, jax.Array) else np.asarray(v) for k, v in rows.items()
+                if v is not None and len(v)}
         missing = [k for k in want if k not in self.parts]
         if missing:
             raise KeyError(f"parts {missing} are not available")
@@ -402,7 +406,7 @@ class Program:
         out: dict[str, list] = {k: [] for k in want}
         names = tuple(nm for nm in self.parts if nm in want)
         with self._context():
-            x = jnp.asarray(self.x if at is None else at, self.x_dtype)
+            x = to_device(self.x if at is None else at, self.x_dtype)
             if self.eager:
                 return self._eager(want, x)
             calls = max(-(-len(v) // self.parts[k].chunk) for k, v in want.items())
@@ -411,17 +415,22 @@ class Program:
                 res = self._compiled(names)(tuple(b for b, _ in blocks), x)
                 for nm, (_, used), r in zip(names, blocks, res, strict=True):
                     if used:
-                        out[nm].append(np.asarray(r)[:used])
-        return {k: np.concatenate(v) for k, v in out.items()}
+                        r = np.asarray(r)
+                        out[nm].append(r[None] if self.parts[nm].chunk == 1 else r[:used])
+        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in out.items()}
 
     def _block(self, name: str, P: np.ndarray, c: int) -> tuple[jax.Array, int]:
         part = self.parts[name]
         ch = part.chunk
+        if isinstance(P, jax.Array):  # rows already on the device: used as they are
+            if c == 0 and len(P) == ch:
+                return to_device(P, part.dtype), ch
+            P = np.asarray(P)
         block = P[c * ch:(c + 1) * ch]
         used = len(block)
         if used < ch:  # zero rows: directions and cotangents that cost nothing odd
             block = np.concatenate([block, np.zeros((ch - used,) + P.shape[1:], P.dtype)])
-        return jnp.asarray(block, part.dtype), used
+        return to_device(block, part.dtype), used
 
     def _eager(self, want: dict[str, np.ndarray], x: jax.Array) -> dict[str, np.ndarray]:
         out = {}
@@ -429,6 +438,23 @@ class Program:
             part = self.parts[k]
             out[k] = np.stack([np.asarray(part.fn(jnp.asarray(r, part.dtype), x)) for r in P])
         return out
+
+
+def to_device(a: Any, dtype: Any) -> jax.Array:
+    """``jnp.asarray(a, dtype)``, with host arrays sent by ``jax.device_put`` and converted
+    on the device (``jnp.asarray`` of a million-entry NumPy array costs several times a
+    plain transfer). The values sent here are already representable in ``dtype``.
+
+    >>> with x64():
+    ...     to_device(np.arange(3.0), jnp.float32).dtype
+    dtype('float32')
+    """
+    if not isinstance(a, jax.Array):
+        a = np.asarray(a)
+        if a.dtype == object or not (a.dtype.kind in "biuf" or _float(a.dtype)):
+            return jnp.asarray(a, dtype)
+        a = jax.device_put(a)
+    return a if a.dtype == dtype else a.astype(dtype)
 
 
 def chunk_for(width: int, cap: int = MAX_CHUNK) -> int:
@@ -490,21 +516,33 @@ class Reference:
         """Evaluations of F per direction."""
         return 2 * self.levels + 1 + (1 if self.complex else 0)
 
-    def ladder(self, F: Callable, *, complex_step: bool) -> Callable:
+    def ladder(self, F: Callable, *, complex_step: bool, sequential: bool = False
+               ) -> Callable:
         """The batched part ``(t, x) ->`` F at every point the direction ``t`` needs, flat:
         ``x``, ``x + h t`` and ``x - h t`` for each step ``h``, then ``x + i h_c t`` (complex
-        step; all points then evaluated in complex arithmetic, the real ones with a zero
-        imaginary part). Call under ``jax.enable_x64``."""
+        step). ``sequential=False`` evaluates the points as one batch (``vmap``: all in
+        complex arithmetic when ``complex_step``, the real ones with a zero imaginary part);
+        ``sequential=True`` one after another (``lax.map``: for large inputs, where one
+        evaluation already fills the machine and a batch of them only adds memory traffic),
+        the real points in real arithmetic. Call under ``jax.enable_x64``."""
         hs = self._steps()
+        dtype = jnp.complex128 if complex_step else jnp.float64
 
         def run(t: jax.Array, x: jax.Array) -> jax.Array:
             h = jnp.asarray(hs)[:, None]
             pts = jnp.concatenate([x[None], x + h * t, x - h * t])
-            dtype = jnp.complex128 if complex_step else jnp.float64
             if complex_step:
                 pts = jnp.concatenate([pts.astype(dtype), (x + 1j * CS_STEP * t)[None]])
             return jnp.ravel(_each(lambda p: jnp.ravel(F(p)).astype(dtype), pts))
-        return run
+
+        def run_seq(t: jax.Array, x: jax.Array) -> jax.Array:
+            g = lambda p: jnp.ravel(F(p)).astype(dtype)  # noqa: E731
+            side = _each_step(lambda h: g(x + h * t), np.concatenate([hs, -hs]))
+            vals = [g(x)[None], side]
+            if complex_step:
+                vals.append(g(x + 1j * CS_STEP * t)[None])
+            return jnp.ravel(jnp.concatenate(vals))
+        return run_seq if sequential else run
 
     def finish(self, T: np.ndarray, vals: np.ndarray) -> Along:
         """The directional derivatives from the :meth:`ladder`'s values ``(k, points * m)``."""
@@ -573,6 +611,15 @@ def _each(g: Callable, pts: jax.Array) -> jax.Array:
         return jax.vmap(g)(pts)
     except _TRACE_ERRORS:
         return jnp.stack([g(p) for p in pts])
+
+
+def _each_step(g: Callable, hs: np.ndarray) -> jax.Array:
+    """``g`` at each step of ``hs``, one after another (``lax.map``), or in a Python loop
+    where g has Python control flow on values."""
+    try:
+        return jax.lax.map(g, jnp.asarray(hs))
+    except _TRACE_ERRORS:
+        return jnp.stack([g(h) for h in hs])
 
 
 def derivatives(F: Callable, x: np.ndarray, T: np.ndarray, **opts: Any) -> Along:
