@@ -47,9 +47,11 @@ def plot(data: dict) -> None:
     taus = np.log2(np.asarray(data["taus"]))
     fig, ax = plt.subplots(figsize=(8, 5))
     ranked = sorted(data["profile"].items(), key=lambda kv: -kv[1][-1])
-    for name, frac in ranked:
+    colours = plt.get_cmap("tab20").colors  # one colour per solver (more than 10 of them)
+    for i, (name, frac) in enumerate(ranked):
         style = "-" if name.startswith("diffcheck") else "--"
-        ax.step(taus, frac, where="post", linestyle=style, label=name, linewidth=1.6)
+        ax.step(taus, frac, where="post", linestyle=style, label=name, linewidth=1.6,
+                color=colours[i % len(colours)])
     ax.set_xlabel("log2 of f-evals relative to the best solver on the start")
     ax.set_ylabel("fraction of the 56 starts solved")
     ax.set_title("Moré–Garbow–Hillstrom set, float64: performance profile on f-evals")
