@@ -81,6 +81,15 @@ class Verdict:
     def ok(self) -> bool:
         return not self.mismatches
 
+    def unresolved_by(self, finite: bool) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
+        """Unresolved entries per engine: those of finite differences (``finite``), or
+        those float64 could not represent on the way (the other engines)."""
+        out: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
+        for name, kind, idx in self.unresolved:
+            if (name == "finite") == finite:
+                out.setdefault(name, []).append((kind, idx))
+        return out
+
     @property
     def disagreeing(self) -> list[str]:
         return sorted({m.engine for m in self.mismatches}, key=ALL_ENGINES.index)
@@ -141,8 +150,12 @@ def _judge_kind(verdict: Verdict, name: str, kind: str, val, values, errors, sca
     ref = values[reference][kind]
     scale = scales[kind] if rounding is None else np.zeros_like(ref)  # lost digits show
     rel = relative_error(val, ref, scale)
-    unresolved = ~np.isfinite(val) | ~np.isfinite(errors[name][kind]) if name == "finite" \
-        else np.zeros(val.shape, bool)
+    if name == "finite":
+        unresolved = ~np.isfinite(val) | ~np.isfinite(errors[name][kind])
+    elif rounding is not None:  # float64 over/underflowed on the way: an infinite bar
+        unresolved = ~np.isfinite(val) & ~np.isfinite(rounding.bar(name, kind))
+    else:
+        unresolved = np.zeros(val.shape, bool)
     rel = np.where(unresolved, 0.0, rel)
     if name == reference:
         return float(np.max(rel, initial=0.0))
@@ -158,7 +171,7 @@ def _judge_kind(verdict: Verdict, name: str, kind: str, val, values, errors, sca
             float(allowed[idx]), float(rel[idx])))
     if rounding is not None and name != "finite" and name not in verdict.rounding_limited:
         plain = tolerance(ref, 0.0, rtol, atol)
-        if np.any(~bad & ~(diff <= plain)):
+        if np.any(~bad & ~unresolved & ~(diff <= plain)):
             verdict.rounding_limited.append(name)
     return float(np.max(rel, initial=0.0))
 

@@ -263,7 +263,13 @@ def engine_values(fn: Function, X: np.ndarray, name: str, hessian: bool, cols: l
 
 
 def _change(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {k: np.nan_to_num(np.abs(a[k] - b[k]), nan=0.0, posinf=0.0) for k in a}
+    """|float64 - extended| per entry: infinite where float64 is not finite but the wider
+    exponent range is (an intermediate overflowed or underflowed to 0 on the way: float64
+    says nothing about that entry); 0 where neither is finite."""
+    with np.errstate(all="ignore"):
+        return {k: np.where(np.isfinite(a[k]) | ~np.isfinite(b[k]),
+                            np.nan_to_num(np.abs(a[k] - b[k]), nan=0.0, posinf=0.0), np.inf)
+                for k in a}
 
 
 def _precise_at(fn: Function, sym: Any, X: np.ndarray, where: np.ndarray, cond: Conditioning,

@@ -105,10 +105,15 @@ def _conditioning_lines(report: Report, p: PointResult) -> list[str]:
             who = ", ".join(p.verdict.rounding_limited)
             lines.append(f"  {who} agree{'s' if len(p.verdict.rounding_limited) == 1 else ''}"
                          f" with {p.verdict.reference} only within that rounding")
-    names = [report.entry(kind, idx) for _, kind, idx in p.verdict.unresolved]
+    names = [report.entry(kind, idx)
+             for kind, idx in p.verdict.unresolved_by(finite=True).get("finite", [])]
     if names:
         lines.append(f"  not resolved by finite differences (not compared): "
                      f"{', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
+    for engine, entries in p.verdict.unresolved_by(finite=False).items():
+        names = [report.entry(kind, idx) for kind, idx in entries]
+        lines.append(f"  not resolved by {engine} (float64 overflows or underflows on the way;"
+                     f" not compared): {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}")
     return lines
 
 
@@ -142,10 +147,15 @@ def _caveats(report: Report) -> str:
         parts.append((f"{', '.join(limited)} only within their float64 rounding (±) at "
                       if limited else "float64 rounding shown (±) at ") +
                      f"{where}, where float64 loses {lost_text} digits")
-    unresolved = sum(len(p.verdict.unresolved) for p in report.points)
+    unresolved = sum(len(p.verdict.unresolved_by(finite=True).get("finite", []))
+                     for p in report.points)
     if unresolved:
         parts.append(f"finite differences could not resolve {unresolved} "
                      f"entr{'ies' if unresolved > 1 else 'y'}, not compared")
+    lost = sorted({e for p in report.points for e in p.verdict.unresolved_by(finite=False)},
+                  key=list(report.engines).index)
+    if lost:
+        parts.append(f"{', '.join(lost)} not compared where float64 overflows on the way")
     return f"; {'; '.join(parts)}" if parts else ""
 
 

@@ -113,8 +113,13 @@ class Report:
         if p.ill_conditioned:  # float64 cannot be trusted here: the keys appear only then
             out["ill_conditioned"] = True
             out["digits_lost"] = round(p.digits_lost, 1)
-        if p.verdict.unresolved:
-            out["unresolved"] = [self.entry(kind, idx) for _, kind, idx in p.verdict.unresolved]
+        finite = p.verdict.unresolved_by(finite=True).get("finite", [])
+        if finite:
+            out["unresolved"] = [self.entry(kind, idx) for kind, idx in finite]
+        lost = p.verdict.unresolved_by(finite=False)
+        if lost:  # float64 over/underflowed on the way: not compared
+            out["unresolved_float64"] = {e: [self.entry(kind, idx) for kind, idx in v]
+                                         for e, v in lost.items()}
         return out
 
     def entry(self, kind: str, idx: tuple[int, ...]) -> str:

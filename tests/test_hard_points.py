@@ -250,3 +250,43 @@ def test_precise_values_keep_exact_constants():
     with mpmath.workdps(60):  # the float nearest 1/3 minus 1/3 itself: -1.85e-17
         want = mpmath.mpf(0.3333333333333333) - mpmath.mpf(1) / 3
         assert abs(v[0, 0] - want) <= 1e-30 * abs(want)  # (50 digits of the operands)
+
+
+# -- float64 engines that over- or underflow on the way ---------------------------------------
+@pytest.mark.parametrize("expr, at", [("atan2(y, x)", "x=1e-300,y=1e-300"),
+                                      ("atan2(y, x)*exp(x*1e299)", "x=-3e-300,y=1e-300")])
+def test_an_intermediate_underflow_is_not_resolved_not_blamed(capsys, expr, at):
+    """x**2 + y**2 underflows to 0 in float64 at 1e-300, so forward and reverse mode give
+    ±inf or nan while the 50-digit symbolic value is finite: the point is ill-conditioned,
+    and those entries are 'not resolved' by the float64 engines, never a DISAGREE (this
+    printed 'not resolved' in the table above a DISAGREE blaming both engines)."""
+    code, point = run_json(capsys, expr, at)
+    assert code == 0 and point["ok"] and point["disagreeing"] == []
+    assert point["ill_conditioned"]
+    assert set(point["unresolved_float64"]) == {"forward", "reverse"}
+    truth = exact(expr, {k: float(v) for k, v in (kv.split("=") for kv in at.split(","))})
+    finite = np.array(point["engines"]["finite"]["gradient"])
+    bars = np.array(point["engines"]["finite"]["gradient_error"])
+    assert np.all(np.abs(finite - truth) <= bars)
+    code, out, _ = cli(capsys, expr, "--at", at)
+    assert "not resolved by forward (float64 overflows or underflows" in out
+    assert "DISAGREE" not in out
+
+
+def test_a_float64_engine_wrong_where_float64_suffices_is_still_blamed():
+    """The 'not resolved' escape needs an engine whose extended-precision rerun is finite
+    where its float64 value is not: a finite wrong value at an ill-conditioned point is
+    judged against its rounding bar as before."""
+    from diffcheck import compare
+    from diffcheck.compare import Rounding
+    ref = {"jacobian": np.array([[1.0]])}
+    values = {"symbolic": ref, "forward": {"jacobian": np.array([[np.nan]])}}
+    errors = {"symbolic": {}, "forward": {}}
+    scales = {"jacobian": np.zeros((1, 1))}
+    finite_bar = Rounding({"jacobian": np.array([[1e-3]])}, precise=("symbolic",))
+    verdict = compare.judge(values, errors, scales, None, None, "symbolic", rounding=finite_bar)
+    assert verdict.disagreeing == ["forward"] and not verdict.unresolved
+    inf_bar = Rounding({"jacobian": np.array([[1e-3]])}, precise=("symbolic",),
+                       extra={"forward": {"jacobian": np.array([[np.inf]])}})
+    verdict = compare.judge(values, errors, scales, None, None, "symbolic", rounding=inf_bar)
+    assert verdict.ok and verdict.unresolved == [("forward", "jacobian", (0, 0))]
