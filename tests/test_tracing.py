@@ -375,3 +375,22 @@ def test_numpy_functions_of_lists_holding_traced_values():
     for mode in ("reverse", "forward"):
         np.testing.assert_allclose(dc.gradient(f, x, mode=mode), [0.5, 1.25], rtol=1e-14)
     assert np.mean is np._core.fromnumeric.mean  # restored after the pass
+
+
+def test_augmented_write_into_a_fresh_array_by_fancy_index_is_traced():
+    """``a = np.zeros(5); a[[0, 2, 2, 4]] += w`` reads a fancy-indexed copy (whose .base is
+    NumPy's buffer, not a user array), adds in place, writes back: it used to be refused as
+    'a write into a view made by reshape' and fell back to finite differences."""
+    def f(w):
+        a = np.zeros(5)
+        a[[0, 2, 2, 4]] += w[:4]
+        b = a[[4, 0]]
+        b *= w[4]  # a copy: the write stays in it
+        return np.sum(a ** 2) + np.sum(b)
+
+    x = np.arange(1.0, 6.0)
+    want = dc.jacobian(f, x, mode="finite")
+    for mode in ("reverse", "forward"):
+        np.testing.assert_allclose(dc.jacobian(f, x, mode=mode), want, rtol=1e-8)
+    res = dc.check_gradient(f, lambda w: dc.gradient(f, w, mode="finite"), x)
+    assert res.ok and "reverse" in res.method and not res.notes

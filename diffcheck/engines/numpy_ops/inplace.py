@@ -191,8 +191,11 @@ class TracedArray(np.ndarray):
 
     def __getitem__(self, index: Any) -> Any:
         item = np.ndarray.__getitem__(self, index)
-        if isinstance(item, TracedArray) and _shares(item, self):
-            self._adopt(item, index)
+        if isinstance(item, TracedArray):
+            if _shares(item, self):
+                self._adopt(item, index)
+            else:  # a copy (fancy indexing; its .base is NumPy's buffer): writes stay in it
+                item._owner = True
         return item
 
     def _adopt(self, view: TracedArray, index: Any) -> None:
