@@ -690,9 +690,12 @@ class CheckResult:
 
 
 def _fmt(v: float | None, width: int = 13) -> str:
+    """A table cell of at least ``width`` characters, always ending in a space (a
+    three-digit exponent, `` 1.014232e+304``, fills 14 and must not touch the next)."""
     if v is None:
         return "-".ljust(width)
-    return f"{v: .6e}".ljust(width) if np.isfinite(v) else str(v).ljust(width)
+    text = f"{v: .6e}" if np.isfinite(v) else str(v)
+    return text.ljust(width - 1) + " "
 
 
 def _headline(res: CheckResult) -> str:

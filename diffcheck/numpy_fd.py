@@ -133,7 +133,14 @@ def _output_eps(y: np.ndarray) -> float:
 
 def _estimate(plus: np.ndarray, minus: np.ndarray, f0: np.ndarray, hs: np.ndarray, eps: float,
               floor: np.ndarray | None) -> Difference:
-    """The Richardson estimate, its error and the one-sided limits from a ladder's values."""
+    """The Richardson estimate, its error and the one-sided limits from a ladder's values
+    (values near overflow make infinities here: data, not warnings to the user)."""
+    with np.errstate(all="ignore"):
+        return _estimate_quiet(plus, minus, f0, hs, eps, floor)
+
+
+def _estimate_quiet(plus: np.ndarray, minus: np.ndarray, f0: np.ndarray, hs: np.ndarray,
+                    eps: float, floor: np.ndarray | None) -> Difference:
     levels = len(hs)
     noise = 4 * eps * np.maximum(np.max(np.abs(plus), axis=0), np.abs(f0))
     if floor is not None:
@@ -147,9 +154,8 @@ def _estimate(plus: np.ndarray, minus: np.ndarray, f0: np.ndarray, hs: np.ndarra
     settled = jump[-1] > 0.7 * jump[-2] if levels > 1 else np.zeros(jump.shape[1:], bool)
     big = jump[-1] > 1e3 * noise / hs[-1] + 1e-6 * (np.abs(right[-1]) + np.abs(left[-1]))
     kink = settled & big
-    with np.errstate(invalid="ignore"):
-        scale = np.nanmax(np.abs(np.where(np.isfinite(D), D, np.nan)), axis=0) \
-            if np.any(np.isfinite(D)) else np.zeros(D.shape[1:])
+    scale = np.nanmax(np.abs(np.where(np.isfinite(D), D, np.nan)), axis=0) \
+        if np.any(np.isfinite(D)) else np.zeros(D.shape[1:])
     scale = np.nan_to_num(scale, nan=0.0)
     lo, hi, side = _one_sided(left, right, noise / hs[-1])
     return Difference(best, np.where(kink, np.inf, err), step, lo, hi, kink, scale,

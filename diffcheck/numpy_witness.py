@@ -239,14 +239,24 @@ def _witness(kind: str, f: Fn, x: np.ndarray, yours: np.ndarray, ref: Reference,
                             yours, ref, tol)
 
 
+def _scaled(norm: Callable[[np.ndarray], Any], a: np.ndarray) -> Any:
+    """``norm(a)`` of a homogeneous norm, computed on ``a / max|a|`` so that entries near
+    1e300 (or 1e-300) neither overflow nor underflow when squared."""
+    big = float(np.max(np.abs(a), initial=0.0))
+    if big == 0 or not np.isfinite(big):
+        return norm(a)
+    return norm(a / big) * big
+
+
 def _slip(allow: np.ndarray, absV: np.ndarray, R: np.ndarray, k: int) -> float | None:
     """Chance that an error of norm WITNESS_REL*|ref| escapes all k Gaussian directions.
 
     ``allow``: what each direction lets through ``(k, m)``; ``absV``: the directions'
     magnitudes ``(k, n)``; ``R``: the reference ``(m, n)``."""
     typical_v = absV[0] if k == 1 else absV.mean(axis=0)
-    rms_r = np.abs(R[0]) if len(R) == 1 else np.sqrt(np.mean(R ** 2, axis=0))
-    norm = float(np.linalg.norm(typical_v * rms_r))
+    rms_r = np.abs(R[0]) if len(R) == 1 else _scaled(lambda a: np.sqrt(np.mean(a ** 2, axis=0)),
+                                                     R)
+    norm = float(_scaled(np.linalg.norm, typical_v * rms_r))
     if norm == 0 or not np.all(np.isfinite(allow)):
         return None if norm == 0 else 1.0
     p = 1.0

@@ -669,3 +669,21 @@ def test_jax_code_in_its_default_float32():
     assert res.ok and res.dtype.startswith("float32"), str(res)
     assert not dc.check_gradient(f, lambda v: g(v) * 1.01, x).ok
     assert dc.taylor_test(f, g, x).ok and not dc.taylor_test(f, lambda v: g(v) * 1.1, x).ok
+
+
+def test_gradients_near_overflow_raise_no_numpy_warnings():
+    """f = sum(exp(x)) at x = 700 has a gradient near 1e304: the witness's norms and the
+    localisation's difference quotients overflowed NumPy's float64 arithmetic and leaked
+    'overflow encountered in dot/divide' RuntimeWarnings into the user's session; the
+    wrong-gradient table glued two 14-character cells together."""
+    import warnings
+    x = np.array([700.0, 1.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        right = dc.check_gradient(lambda v: np.sum(np.exp(v)), lambda v: np.exp(v), x)
+        wrong = dc.check_gradient(lambda v: np.sum(np.exp(v)),
+                                  lambda v: np.exp(v) * np.array([1.1, 1.0]), x)
+    assert right.ok and not wrong.ok
+    assert right.slip_probability is not None and right.slip_probability > 0
+    row = next(line for line in str(wrong).splitlines() if line.strip().startswith("(0,)"))
+    assert not re.search(r"e[+-]\d+[^\d\s]", row)  # every number ends before the next cell
