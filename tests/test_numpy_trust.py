@@ -307,6 +307,31 @@ def test_max_over_ties_any_subgradient_passes_others_fail(ties):
     assert_consistent(res)
 
 
+@pytest.mark.parametrize("ties", [1, 2, 30])
+def test_a_tie_split_that_does_not_sum_to_one_fails(ties):
+    """Each entry between its one-sided limits (0 and 1) is not enough: over a tie of
+    ``max`` every subgradient sums to 1. ``[.55, .5]`` and ``[.5, .45]`` on a tied pair passed
+    (only the entry that differs from the reference was moved, and it stayed in range)."""
+    rng = np.random.default_rng(ties)
+    X = rng.normal(size=(40, 4))
+    X[:ties, 1] = X[:ties, 0] = np.max(X[:ties], axis=1) + 0.5
+    for extra in (0.05, -0.05):
+        def off(X, extra=extra):
+            G = _even_split(X)
+            G[0, 0] += extra
+            return G
+        res = dc.check_gradient(_row_max, off, X)
+        assert not res.ok and "no subgradient" in res.kink, str(res)
+        assert_consistent(res)
+
+    def lopsided(X):  # a valid subgradient: 0.3 and 0.7 over each tied pair
+        G = _even_split(X)
+        G[:ties, 0], G[:ties, 1] = 0.3, 0.7
+        return G
+    res = dc.check_gradient(_row_max, lopsided, X)
+    assert res.ok, str(res)
+
+
 @pytest.mark.parametrize("ties", [1, 2, 3, 40])
 def test_tied_pairs_of_maximum(ties):
     rng = np.random.default_rng(ties)
