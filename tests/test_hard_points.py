@@ -273,6 +273,18 @@ def test_an_intermediate_underflow_is_not_resolved_not_blamed(capsys, expr, at):
     assert "DISAGREE" not in out
 
 
+@pytest.mark.parametrize("expr", ["sqrt(x**2 + y**2)", "log(x**2 + y**2)"])
+def test_a_point_inside_the_domain_is_not_refused_for_a_float64_underflow(capsys, expr):
+    """x**2 + y**2 is 0 in float64 at x = 1e-170, y = 2e-170, but the point is inside the
+    domain: this exited 2 with 'its argument x**2 + y**2 = 0 must be > 0'. A point truly
+    outside the domain is still refused."""
+    code, point = run_json(capsys, expr, "x=1e-170,y=2e-170")
+    assert code == 0 and point["ok"] and point["disagreeing"] == []
+    assert point["ill_conditioned"]
+    code, _, err = cli(capsys, expr, "--at", "x=0,y=0")
+    assert code == 2 and "must be > 0" in err
+
+
 def test_a_float64_engine_wrong_where_float64_suffices_is_still_blamed():
     """The 'not resolved' escape needs an engine whose extended-precision rerun is finite
     where its float64 value is not: a finite wrong value at an ill-conditioned point is
