@@ -219,6 +219,20 @@ def test_no_diagnosis_when_none_fits():
     assert e.verdict == "wrong" and e.diagnosis is None
 
 
+@pytest.mark.parametrize("f, claim, kind", [
+    ("x**2", "2*x*sqrt(x-5)", None),  # defined only for x >= 5: was "0.69 times the true"
+    ("x**2", "2*x + sqrt(x-5)", "extra-term"),
+    ("x**2", "3*x*sqrt(x-5)/sqrt(x-5)", "constant-factor"),
+])
+def test_diagnosis_of_a_claim_defined_on_part_of_the_domain_fits_several_points(
+        f, claim, kind):
+    """One failing point where the claim is defined fits any constant factor: a diagnosis
+    needs several (points near it are added when the sample has too few)."""
+    e = only(dc.check_expression(f, claim=claim))
+    assert e.verdict == "wrong"
+    assert (e.diagnosis.kind if e.diagnosis else None) == kind
+
+
 # -- shapes and bad input -------------------------------------------------------------------------
 @pytest.mark.parametrize("f, claim, hessian, needle", [
     ("x*y", "2*x", None, "give its gradient as a bracketed list of 2"),

@@ -37,6 +37,7 @@ from .numeric import (
     FAIL,
     HOLD,
     Reading,
+    in_domain,
     nice_points,
     persists,
     point_count,
@@ -63,6 +64,7 @@ DIAGNOSIS_SECONDS = 3.0  #: total time for diagnoses of one check
 NUMERIC_SECONDS = 20.0  #: time after which no more points are read nor digits added
 MAX_DIAGNOSED = 30  #: wrong entries diagnosed (the rest get none)
 DIAGNOSIS_POINTS = 6  #: failing points a diagnosis must fit
+MIN_DIAGNOSIS_POINTS = 3  #: ... and at least this many (one point fits any constant factor)
 SMALL = 200  #: F and claim nodes up to which diagnoses run without a timer (other threads)
 
 
@@ -283,13 +285,31 @@ class _Decision:
         if self.diagnosed >= MAX_DIAGNOSED:
             return None
         self.diagnosed += 1
-        usable = [p for p in fails if self.R[p][k].claimed is not None][:DIAGNOSIS_POINTS]
-        if not usable:
+        X = self._diagnosis_points(k, fails)
+        if len(X) < MIN_DIAGNOSIS_POINTS:
             return None
-        case = self._case(spec, e, k, self.X[usable])
+        case = self._case(spec, e, k, X)
         small = tree_size(case.f, SMALL) + tree_size(case.D, SMALL) <= SMALL
         done, found = self.diagnoses.run(lambda: diagnose(case), 1.5, small=small)
         return found if done else None
+
+    def _diagnosis_points(self, k: int, fails: list[int]) -> np.ndarray:
+        """Failing points where the claim is defined, for a diagnosis to fit: the sampled
+        ones, topped up with points near them (also failing, claim defined) where fewer than
+        :data:`MIN_DIAGNOSIS_POINTS` were sampled (a claim defined on a small part of F's
+        domain); empty when there are still too few."""
+        usable = [self.X[p] for p in fails if self.R[p][k].claimed is not None]
+        found = usable[:DIAGNOSIS_POINTS]
+        for x in usable[:3] * 4:
+            if len(found) >= MIN_DIAGNOSIS_POINTS:
+                break
+            y = x + self.rng.normal(size=x.shape) * 1e-2 * (1 + np.abs(x))
+            if in_domain(self.fn, y[None, :])[0]:
+                r = read_point(self._plan_of(k), y, 1)[0]
+                if r.status == FAIL and r.claimed is not None:
+                    found.append(y)
+        n = len(self.fn.variables)
+        return np.array(found).reshape(-1, n) if found else np.zeros((0, n))
 
     def _case(self, spec: Spec, e: Entry, k: int, X: np.ndarray) -> Case:
         wrt = tuple(self.fn.wrt[j] for j in e.cols)
