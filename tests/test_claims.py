@@ -243,6 +243,8 @@ def test_diagnosis_of_a_claim_defined_on_part_of_the_domain_fits_several_points(
     ("[x, y]", None, "[[0, 0], [0, 0]]", "--claim-hessian needs a scalar F"),
     ("x*y", None, "[[0, 1]]", "the claimed Hessian is 1 row of 2 entries"),
     ("x**2", "2*z", None, "the claim uses z, which is not a variable of F"),
+    ("x**2", "2*x + z - z", None, "the claim uses z, which is not a variable of F"),
+    ("x*y", "[y + oo - oo, x]", None, "the claim uses oo, which is not a variable of F"),
     ("3", "0", None, "F has no variables"),
 ])
 def test_bad_shapes_and_variables_are_usage_errors(f, claim, hessian, needle):
@@ -273,6 +275,22 @@ def test_bad_claim_exits_two_with_one_paragraph(capsys):
     assert "Traceback" not in err
     code, out, err = cli(capsys, "x**2", "--claim", "2*z")
     assert code == 2 and "z, which is not a variable of F" in err
+
+
+@pytest.mark.parametrize("claim, constant", [
+    ("2*x + log(0)", "zoo"),
+    ("2*x + sqrt(-1)", "I"),
+    ("2*x*(-8)**(1/3)", "(-1)**(1/3)"),
+    ("[y, x + log(-1)]", "I*pi"),
+])
+def test_claim_with_a_constant_that_is_not_a_finite_real_number_exits_two(
+        capsys, claim, constant):
+    """As in EXPR ('constant zoo is not a finite real number'), not 'WRONG, claimed
+    undefined' (exit 1)."""
+    f = "x*y" if claim.startswith("[") else "x**2"
+    code, out, err = cli(capsys, f, "--claim", claim)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"the claim's constant {constant} (in " in err and "not a finite real" in err
 
 
 def test_bad_claim_fails_before_the_engines_run(monkeypatch):

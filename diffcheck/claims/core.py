@@ -49,6 +49,7 @@ from .proof import prove_zero, tree_size
 from .reading import (
     Entry,
     Spec,
+    check_constants,
     check_variables,
     exact_sympy,
     first_derivatives,
@@ -125,6 +126,7 @@ def prepare(expr: Any, fn: Any, claim: Any, claim_hessian: Any) -> Claims:
     if claim_hessian is not None:
         specs.append(hessian(read_claim(claim_hessian, fn.variables), fn.wrt, fn.vector))
     check_variables(specs, fn.variables)
+    check_constants(specs)
     exact = parse_exact(expr, fn.variables) if isinstance(expr, str) else expr
     rows = exact if isinstance(exact, list) else [exact]
     return Claims(fn, [exact_sympy(e) for e in rows], specs)
