@@ -140,6 +140,23 @@ def test_tiny_differences_are_wrong(claim):
     assert sympy_value(claim, at) != true_value("x**2/2", "x", at)
 
 
+@pytest.mark.parametrize("f, claim", [
+    ("x**2/2", "x*(1 + 10**-50)"),  # was partly (holds at some points by rounding)
+    ("x**2", "2*x + 10**-60*x**3"),  # was agrees: the 50-digit gap hid the difference
+    ("exp(x)", "exp(x)*(1 + 10**-70)"),
+    ("sin(x)", "cos(x) + 10**-75*sin(x)"),
+])
+def test_differences_beyond_the_first_digits_are_wrong_everywhere(f, claim):
+    """A difference that 50 digits cannot see and 80 digits barely see is found with more
+    digits at every point: wrong, never agrees nor partly."""
+    e = only(dc.check_expression(f, claim=claim))
+    assert e.verdict == "wrong"
+    at = e.counterexample["at"]
+    subs = {sympy.Symbol(k, real=True): sympy.Rational(v) for k, v in at.items()}
+    x = sympy.Symbol("x", real=True)
+    assert (parse_exact(claim) - sympy.diff(parse_exact(f), x)).evalf(150, subs=subs) != 0
+
+
 def test_decimals_mean_the_decimals_they_spell():
     assert only(dc.check_expression("2.1*x**3", claim="6.3*x**2")).verdict == "proved"
     r = dc.check_expression("(4 - 2.1*x1**2 + x1**4/3)*x1**2 + x1*x2 + (-4 + 4*x2**2)*x2**2",
