@@ -157,6 +157,22 @@ def test_differences_beyond_the_first_digits_are_wrong_everywhere(f, claim):
     assert (parse_exact(claim) - sympy.diff(parse_exact(f), x)).evalf(150, subs=subs) != 0
 
 
+@pytest.mark.parametrize("f, claim, at, kind", [
+    # exp(-900) is tiny beside x**2 = 900, yet exact to its last digits: it was taken for 0
+    # ("both 0 to the working precision"), so the claim held at x = 30 and was "partly"
+    ("exp(-x**2)", "-2*x*exp(-x**2)*(1 + 1e-10)", "x=30", "constant-factor"),
+    # values of 1e-200: was "agrees", then diagnosed "sign" (1e-200 taken for -1e-200)
+    ("1e-200*x**2", "2e-200*x*(1 + 1e-10)", None, "constant-factor"),
+    ("1e-200*x**2", "-2e-200*x", None, "sign"),
+])
+def test_tiny_values_are_compared_relative_to_themselves(f, claim, at, kind):
+    e = only(dc.check_expression(f, claim=claim, at=at))
+    assert e.verdict == "wrong" and e.diagnosis.kind == kind
+    ce = e.counterexample  # a point where float64 shows the two values apart
+    assert ce["claimed"] != ce["true"]
+    assert sympy_value(claim, ce["at"]) != true_value(f, "x", ce["at"])
+
+
 def test_decimals_mean_the_decimals_they_spell():
     assert only(dc.check_expression("2.1*x**3", claim="6.3*x**2")).verdict == "proved"
     r = dc.check_expression("(4 - 2.1*x1**2 + x1**4/3)*x1**2 + x1*x2 + (-4 + 4*x2**2)*x2**2",

@@ -267,11 +267,15 @@ class _Decision:
         nice = [X[q] for q, r in enumerate(R) if r[k].status == FAIL]
         rest = sorted(fails, key=lambda p: (self.R[p][k].claimed is None,
                                             float(np.max(np.abs(self.X[p]), initial=0))))
+        first = None
         for x in (user + nice + [self.X[p] for p in rest])[:8]:
             reading = verify(self._plan_of(k), x, 0, 1)
-            if reading.status == FAIL:
+            if reading.status != FAIL:
+                continue
+            if _float(reading.claimed) != _float(reading.true) or reading.claimed is None:
                 return x, reading
-        return None
+            first = first or (x, reading)  # float64 shows both values alike (-0 and -0)
+        return first
 
     def _plan_of(self, k: int) -> Plan:
         """Entry k's own plan (claimed, true), for work on one entry only."""

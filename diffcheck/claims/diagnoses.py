@@ -89,11 +89,14 @@ class Case:
 
 
 def _close(u: list[Value], v: list[Value]) -> bool:
+    """Equal at every point to 30 digits; values below 10**-50 of the largest at all points
+    count as 0 (so 1e-200 is not taken for -1e-200 where every value is that small)."""
+    if not all(defined(a) for a in [*u, *v]):
+        return False
     with mpmath.workdps(DIGITS):
+        floor = mpmath.mpf(10) ** -50 * max([abs(a) for a in [*u, *v]], default=0)
         for a, b in zip(u, v, strict=True):
-            if not (defined(a) and defined(b)):
-                return False
-            if abs(a - b) > CLOSE * max(abs(a), abs(b)) + mpmath.mpf(10) ** -50:
+            if abs(a - b) > CLOSE * max(abs(a), abs(b)) + floor:
                 return False
     return bool(u)
 

@@ -9,7 +9,9 @@ claim is undefined where F's derivative is defined; it *holds* when the error is
 10**-20 of their size and their difference is no more than the rounding of the 80 digits (the
 gap to the 50-digit values scaled down by 10**-30: a difference of 1e-60 passes unseen at 50
 digits, so it is not taken for their error), or when both are 0 to the working precision
-(and that is below 10**-40). Otherwise the point is evaluated again with twice the digits (up to
+(and that is below 10**-40) unless both are steady (equal to 20 digits at the two
+precisions: exp(-900)*x is tiny beside x**2, not rounding noise, and is compared relative to
+itself). Otherwise the point is evaluated again with twice the digits (up to
 :data:`LEVELS`' last; still undecided, it is skipped). So ``0.9999*x`` against ``x``, an
 extra ``1e-9*x**3`` or a factor ``1 + 1e-40`` fails, and a right claim whose float64
 evaluation would cancel badly still holds.
@@ -88,11 +90,16 @@ def judge(prev: Level, last: Level, nodes: int) -> Reading | None:
         ulp = mpmath.mpf(10) ** -last.digits * mpmath.mpf(2) ** last.size
         rounding = ulp * SLACK * nodes
         gap = abs(prev.claimed - c) + abs(prev.true - t)
-        err = max(rounding, gap)
         diff, scale = abs(c - t), max(abs(c), abs(t))
+        steady = _steady(prev.claimed, c) and _steady(prev.true, t)
+        if steady:  # both agree to 20 digits at the two precisions: not rounding noise, so
+            # relative to themselves (exp(-900)*x is tiny beside x**2, yet exact to its
+            # last digits: products keep relative accuracy)
+            rounding = min(rounding, scale * mpmath.mpf(10) ** -last.digits * SLACK * nodes)
+        err = max(rounding, gap)
         if diff > 2 * err:
             return Reading(FAIL, c, t)
-        if scale <= ulp * 10**FLOOR and ulp <= RESOLVED:
+        if not steady and scale <= ulp * 10**FLOOR and ulp <= RESOLVED:
             return Reading(HOLD, c, t)
         # The gap is the error of the fewer digits: the more digits are that error scaled
         # down (times SLACK). A difference only the gap explains needs more digits: a claim
@@ -101,6 +108,11 @@ def judge(prev: Level, last: Level, nodes: int) -> Reading | None:
         if err <= SURE * scale and diff <= 2 * sharp:
             return Reading(HOLD, c, t)
         return None
+
+
+def _steady(before: Any, now: Any) -> bool:
+    """Is ``now`` exactly 0 at both precisions, or equal to ``before`` to 20 digits?"""
+    return abs(before - now) <= SURE * abs(now) if now else not before
 
 
 def read_point(plan: Plan, x: Any, entries: int, levels: tuple[int, ...] = LEVELS,
