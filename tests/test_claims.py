@@ -212,6 +212,11 @@ def test_cancellation_of_huge_terms_is_resolved_with_more_digits():
     ("x**2 + 3*x", "2*x", "missing-term", "sum-rule term 3"),
     ("x**2", "2*x + 1", "extra-term", "the term 1 should not be there"),
     ("2.1*x**3", "6.3*x**2 + 1e-9*x**3", "extra-term", "1.0e-9*x**3"),
+    # a varying exponent: the power rule alone, or the exponential rule alone (no diagnosis)
+    ("x**x", "x*x**(x-1)", "missing-term",
+     "exponential-rule term x**x*log(x) is missing (the one from differentiating the exponent"),
+    ("x**sin(x)", "x**sin(x)*cos(x)*log(x)", "missing-term",
+     "power-rule term x**sin(x)*sin(x)/x is missing (the one from differentiating the base"),
 ])
 def test_diagnoses(f, claim, kind, words):
     e = only(dc.check_expression(f, claim=claim))

@@ -10,8 +10,9 @@ specific first, as the contract orders them:
 * ``constant-factor``: claimed = c · true for a constant c;
 * ``missing-term`` / ``extra-term``: claimed − true is minus, or plus, one term: a term of a
   sum or of the product (or quotient) rule (the derivative through one factor or summand of
-  F), a term of the true derivative written as a sum, a term of the claim, or the derivative
-  with respect to another variable (which is held constant).
+  F, or through the base or the exponent of a power u**v), a term of the true derivative
+  written as a sum, a term of the claim, or the derivative with respect to another variable
+  (which is held constant).
 
 >>> import sympy, numpy as np
 >>> x = sympy.Symbol("x", real=True)
@@ -225,9 +226,9 @@ def _term_candidates(c: Case) -> Iterator[tuple[int, Any, str]]:
     g = c.f if len(c.wrt) == 1 else sympy.diff(c.f, c.symbol(0))
     small = tree_size(c.f, MAX_F_NODES) <= MAX_F_NODES
     if small:
-        for term, site, parent in _contributions(g, v):
-            yield -1, term, (f"the {_rule(site, parent)} term {show(term)} is missing (the "
-                             f"one from differentiating {show(site)} in {show(parent)})")
+        for term, site, parent, at in _contributions(g, v):
+            yield -1, term, (f"the {_rule(site, parent, at)} term {show(term)} is missing "
+                             f"(the one from differentiating {_site(site, parent, at)})")
     for term in _sum_terms(c.T):
         yield -1, term, f"the term {show(term)} of the true derivative {show(c.T)} is missing"
     for term in _sum_terms(c.D):
@@ -240,9 +241,9 @@ def _term_candidates(c: Case) -> Iterator[tuple[int, Any, str]]:
             yield 1, term, (f"the extra term {show(term)} is the derivative with respect to "
                             f"{name}, which is held constant in d/d{v}")
     if small:
-        for term, site, parent in _contributions(g, v):
-            yield 1, term, (f"the {_rule(site, parent)} term {show(term)} is counted twice "
-                            f"(the one from differentiating {show(site)} in {show(parent)})")
+        for term, site, parent, at in _contributions(g, v):
+            yield 1, term, (f"the {_rule(site, parent, at)} term {show(term)} is counted "
+                            f"twice (the one from differentiating {_site(site, parent, at)})")
 
 
 def _sum_terms(e: Any) -> list[Any]:
@@ -250,7 +251,15 @@ def _sum_terms(e: Any) -> list[Any]:
     return list(terms[:MAX_TERMS]) if len(terms) > 1 else []
 
 
-def _rule(site: Any, parent: Any) -> str:
+def _site(site: Any, parent: Any, at: int) -> str:
+    if parent.is_Pow:
+        return f"the {'exponent' if at else 'base'} of {show(parent)}"
+    return f"{show(site)} in {show(parent)}"
+
+
+def _rule(site: Any, parent: Any, at: int) -> str:
+    if parent.is_Pow:  # d(u**v) = v*u**(v-1)*du + u**v*log(u)*dv
+        return "exponential-rule" if at else "power-rule"
     if parent.is_Mul:
         return "quotient-rule" if site.is_Pow and site.exp.is_negative else "product-rule"
     if parent.is_Add:
@@ -258,9 +267,10 @@ def _rule(site: Any, parent: Any) -> str:
     return "chain-rule"
 
 
-def _contributions(f: Any, v: Any) -> Iterator[tuple[Any, Any, Any]]:
-    """(∂f/∂N · dN/dv, N, parent) for each factor or summand N of a product or sum in f,
-    replaced at its one position (a factor x of x*sin(x) is not the x inside sin)."""
+def _contributions(f: Any, v: Any) -> Iterator[tuple[Any, Any, Any, int]]:
+    """(∂f/∂N · dN/dv, N, parent, N's index in parent) for each factor or summand N of a
+    product or sum in f, and the base and exponent of a power u**v, replaced at its one
+    position (a factor x of x*sin(x) is not the x inside sin)."""
     s = sympy.Dummy("n", real=True)
     count = 0
     for path, parent in _positions(f):
@@ -273,7 +283,7 @@ def _contributions(f: Any, v: Any) -> Iterator[tuple[Any, Any, Any]]:
         g = _replace_at(f, path, s)
         term = (sympy.diff(g, s).xreplace({s: site}) * sympy.diff(site, v))
         if term != 0:
-            yield term, site, parent
+            yield term, site, parent, path[-1]
 
 
 def _positions(f: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
@@ -282,8 +292,8 @@ def _positions(f: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
     while queue:
         path, e = queue.pop(0)
         for i, a in enumerate(e.args):
-            if e.is_Add or e.is_Mul:
-                yield (*path, i), e
+            if e.is_Add or e.is_Mul or e.is_Pow and not e.exp.is_Number:
+                yield (*path, i), e  # a power's base and its varying exponent: u**v
             if isinstance(a, sympy.Basic) and a.args:
                 queue.append(((*path, i), a))
 
