@@ -205,6 +205,9 @@ def test_cancellation_of_huge_terms_is_resolved_with_more_digits():
     ("exp(3*x)", "exp(3*x)", "missing-chain-factor", "d/dx(3*x) = 3"),
     ("x**3", "x**2", "constant-factor", "1/3 times"),
     ("x", "0.9999", "constant-factor", "0.9999 times"),
+    # a factor near 1 shows its deviation (was "1.00000000000000 times")
+    ("exp(-1/x**2)", "2*exp(-1/x**2)/x**3*(1 + 1e-15)", "constant-factor", "(1 + 1.0e-15) times"),
+    ("x**2", "2*x*(1 - 10**-12)", "constant-factor", "(1 - 1.0e-12) times"),
     ("cos(x)", "sin(x)", "sign", "-1 times the true derivative -sin(x)"),
     ("exp(-x)", "exp(-x)", "sign", "-1 times"),  # sign beats a chain factor -1
     ("x*sin(x)", "x*cos(x)", "missing-term", "product-rule term sin(x)"),

@@ -149,11 +149,23 @@ def _constant(c: Case) -> Diagnosis | None:
             ratios.append(d / t)
     if not ratios or not _close(ratios, [ratios[0]] * len(ratios)) or ratios[0] == 0:
         return None
-    k = _identify(ratios[0])
-    if k == 1 or k == -1:
+    if abs(abs(ratios[0]) - 1) <= CLOSE:  # 1 is no mistake, -1 is the sign test's
         return None
-    return Diagnosis("constant-factor", f"the claim is {show(k)} times the true derivative "
-                     f"{show(c.T)}{_factor_hint(k)}")
+    k = _identify(ratios[0])
+    if k.is_Float and abs(abs(ratios[0]) - 1) < 1e-6:
+        k = None  # 1 + 1e-15: printed with its deviation, not as 1.00000000000000
+    return Diagnosis("constant-factor", f"the claim is {_ratio_text(k, ratios[0])} times the "
+                     f"true derivative {show(c.T)}{_factor_hint(k) if k is not None else ''}")
+
+
+def _ratio_text(k: Any, r: Value) -> str:
+    """``k`` in words, or a ratio near +-1 as ``1 + 1.0e-15`` (its deviation shown)."""
+    if k is not None:
+        return show(k)
+    one = 1 if r > 0 else -1
+    with mpmath.workdps(DIGITS):
+        d = r - one
+    return f"({one} {'+' if d > 0 else '-'} {mpmath.nstr(abs(d), 3, min_fixed=1, max_fixed=0)})"
 
 
 def _terms(c: Case) -> Diagnosis | None:
