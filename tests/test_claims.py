@@ -258,6 +258,8 @@ def test_partly_carries_the_diagnosis_of_where_it_fails():
 def test_no_diagnosis_when_none_fits():
     e = only(dc.check_expression("x**3", claim="3*x**3"))
     assert e.verdict == "wrong" and e.diagnosis is None
+    e = entries(dc.check_expression("x**n", claim="[x**n*log(x), 0]"))[1]  # d/dx: not a
+    assert e.verdict == "wrong" and e.diagnosis is None  # "missing power-rule term" (all of it)
 
 
 @pytest.mark.parametrize("f, claim, kind", [
