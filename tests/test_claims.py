@@ -260,6 +260,8 @@ def test_no_diagnosis_when_none_fits():
     assert e.verdict == "wrong" and e.diagnosis is None
     e = entries(dc.check_expression("x**n", claim="[x**n*log(x), 0]"))[1]  # d/dx: not a
     assert e.verdict == "wrong" and e.diagnosis is None  # "missing power-rule term" (all of it)
+    e = entries(dc.check_expression("x**y", claim="[y*x**(y-1), 0]"))[1]  # d/dy
+    assert e.verdict == "wrong" and e.diagnosis is None
 
 
 @pytest.mark.parametrize("f, claim, kind", [

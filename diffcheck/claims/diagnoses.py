@@ -289,7 +289,8 @@ def _contributions(f: Any, v: Any) -> Iterator[tuple[Any, Any, Any, int]]:
         if count >= MAX_SITES:
             return
         site = parent.args[path[-1]]
-        if v not in site.free_symbols or parent.is_Pow and v not in parent.exp.free_symbols:
+        if v not in site.free_symbols or parent.is_Pow and not all(
+                v in a.free_symbols for a in parent.args):
             continue  # a power splits in two terms only where base and exponent both vary
         count += 1
         g = _replace_at(f, path, s)
