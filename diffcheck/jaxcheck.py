@@ -382,10 +382,8 @@ def _user_tol(tol: Any, dtype: np.dtype) -> float:
     if tol is None:
         return 0.0
     if isinstance(tol, dict):
-        for key, value in tol.items():
-            if np.dtype(key) == np.dtype(dtype):
-                return _tol_value(value)
-        return 0.0
+        values = {np.dtype(key): _tol_value(value) for key, value in tol.items()}
+        return values.get(np.dtype(dtype), 0.0)
     return _tol_value(tol)
 
 
