@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -139,7 +140,11 @@ class Inputs:
         self.leaves, self.root, self.vary = list(leaves), root, []
         shapes, dtypes = [], []
         for i, (p, leaf) in enumerate(zip(paths, leaves, strict=True)):
-            dt = _dtype(leaf)
+            try:
+                dt = _dtype(leaf)
+            except TypeError:  # a string, an object: not a number JAX could take
+                raise UsageError(f"{root}{p} = {str(leaf)[:40]!r} (type {type(leaf).__name__})"
+                                 " is not a number or an array of numbers") from None
             if _kind(dt) == "c":
                 raise UsageError(f"{root}{p} is complex; diffcheck checks real functions")
             if _kind(dt) == "f" or (numbers_vary and dt.kind in "biu"):
@@ -377,11 +382,22 @@ def _user_tol(tol: Any, dtype: np.dtype) -> float:
     if tol is None:
         return 0.0
     if isinstance(tol, dict):
-        for key, value in tol.items():
-            if np.dtype(key) == np.dtype(dtype):
-                return float(value)
-        return 0.0
-    return float(tol)
+        values = {np.dtype(key): _tol_value(value) for key, value in tol.items()}
+        return values.get(np.dtype(dtype), 0.0)
+    return _tol_value(tol)
+
+
+def _tol_value(value: Any) -> float:
+    """A tolerance as a float; NaN, infinite, negative or non-numbers are a UsageError (a NaN
+    tolerance failed every comparison)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = math.nan
+    if not (math.isfinite(v) and v >= 0):
+        raise UsageError(f"rtol and atol must be finite numbers >= 0 (or dicts of them keyed "
+                         f"by dtype), got {value!r}")
+    return v
 
 
 def _judge(c: Cmp, rule: Rule, rtol: Any, atol: Any) -> Cmp:

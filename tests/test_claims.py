@@ -140,6 +140,39 @@ def test_tiny_differences_are_wrong(claim):
     assert sympy_value(claim, at) != true_value("x**2/2", "x", at)
 
 
+@pytest.mark.parametrize("f, claim", [
+    ("x**2/2", "x*(1 + 10**-50)"),  # was partly (holds at some points by rounding)
+    ("x**2", "2*x + 10**-60*x**3"),  # was agrees: the 50-digit gap hid the difference
+    ("exp(x)", "exp(x)*(1 + 10**-70)"),
+    ("sin(x)", "cos(x) + 10**-75*sin(x)"),
+])
+def test_differences_beyond_the_first_digits_are_wrong_everywhere(f, claim):
+    """A difference that 50 digits cannot see and 80 digits barely see is found with more
+    digits at every point: wrong, never agrees nor partly."""
+    e = only(dc.check_expression(f, claim=claim))
+    assert e.verdict == "wrong"
+    at = e.counterexample["at"]
+    subs = {sympy.Symbol(k, real=True): sympy.Rational(v) for k, v in at.items()}
+    x = sympy.Symbol("x", real=True)
+    assert (parse_exact(claim) - sympy.diff(parse_exact(f), x)).evalf(150, subs=subs) != 0
+
+
+@pytest.mark.parametrize("f, claim, at, kind", [
+    # exp(-900) is tiny beside x**2 = 900, yet exact to its last digits: it was taken for 0
+    # ("both 0 to the working precision"), so the claim held at x = 30 and was "partly"
+    ("exp(-x**2)", "-2*x*exp(-x**2)*(1 + 1e-10)", "x=30", "constant-factor"),
+    # values of 1e-200: was "agrees", then diagnosed "sign" (1e-200 taken for -1e-200)
+    ("1e-200*x**2", "2e-200*x*(1 + 1e-10)", None, "constant-factor"),
+    ("1e-200*x**2", "-2e-200*x", None, "sign"),
+])
+def test_tiny_values_are_compared_relative_to_themselves(f, claim, at, kind):
+    e = only(dc.check_expression(f, claim=claim, at=at))
+    assert e.verdict == "wrong" and e.diagnosis.kind == kind
+    ce = e.counterexample  # a point where float64 shows the two values apart
+    assert ce["claimed"] != ce["true"]
+    assert sympy_value(claim, ce["at"]) != true_value(f, "x", ce["at"])
+
+
 def test_decimals_mean_the_decimals_they_spell():
     assert only(dc.check_expression("2.1*x**3", claim="6.3*x**2")).verdict == "proved"
     r = dc.check_expression("(4 - 2.1*x1**2 + x1**4/3)*x1**2 + x1*x2 + (-4 + 4*x2**2)*x2**2",
@@ -172,6 +205,9 @@ def test_cancellation_of_huge_terms_is_resolved_with_more_digits():
     ("exp(3*x)", "exp(3*x)", "missing-chain-factor", "d/dx(3*x) = 3"),
     ("x**3", "x**2", "constant-factor", "1/3 times"),
     ("x", "0.9999", "constant-factor", "0.9999 times"),
+    # a factor near 1 shows its deviation (was "1.00000000000000 times")
+    ("exp(-1/x**2)", "2*exp(-1/x**2)/x**3*(1 + 1e-15)", "constant-factor", "(1 + 1.0e-15) times"),
+    ("x**2", "2*x*(1 - 10**-12)", "constant-factor", "(1 - 1.0e-12) times"),
     ("cos(x)", "sin(x)", "sign", "-1 times the true derivative -sin(x)"),
     ("exp(-x)", "exp(-x)", "sign", "-1 times"),  # sign beats a chain factor -1
     ("x*sin(x)", "x*cos(x)", "missing-term", "product-rule term sin(x)"),
@@ -179,6 +215,11 @@ def test_cancellation_of_huge_terms_is_resolved_with_more_digits():
     ("x**2 + 3*x", "2*x", "missing-term", "sum-rule term 3"),
     ("x**2", "2*x + 1", "extra-term", "the term 1 should not be there"),
     ("2.1*x**3", "6.3*x**2 + 1e-9*x**3", "extra-term", "1.0e-9*x**3"),
+    # a varying exponent: the power rule alone, or the exponential rule alone (no diagnosis)
+    ("x**x", "x*x**(x-1)", "missing-term",
+     "exponential-rule term x**x*log(x) is missing (the one from differentiating the exponent"),
+    ("x**sin(x)", "x**sin(x)*cos(x)*log(x)", "missing-term",
+     "power-rule term x**sin(x)*sin(x)/x is missing (the one from differentiating the base"),
 ])
 def test_diagnoses(f, claim, kind, words):
     e = only(dc.check_expression(f, claim=claim))
@@ -217,6 +258,24 @@ def test_partly_carries_the_diagnosis_of_where_it_fails():
 def test_no_diagnosis_when_none_fits():
     e = only(dc.check_expression("x**3", claim="3*x**3"))
     assert e.verdict == "wrong" and e.diagnosis is None
+    e = entries(dc.check_expression("x**n", claim="[x**n*log(x), 0]"))[1]  # d/dx: not a
+    assert e.verdict == "wrong" and e.diagnosis is None  # "missing power-rule term" (all of it)
+    e = entries(dc.check_expression("x**y", claim="[y*x**(y-1), 0]"))[1]  # d/dy
+    assert e.verdict == "wrong" and e.diagnosis is None
+
+
+@pytest.mark.parametrize("f, claim, kind", [
+    ("x**2", "2*x*sqrt(x-5)", None),  # defined only for x >= 5: was "0.69 times the true"
+    ("x**2", "2*x + sqrt(x-5)", "extra-term"),
+    ("x**2", "3*x*sqrt(x-5)/sqrt(x-5)", "constant-factor"),
+])
+def test_diagnosis_of_a_claim_defined_on_part_of_the_domain_fits_several_points(
+        f, claim, kind):
+    """One failing point where the claim is defined fits any constant factor: a diagnosis
+    needs several (points near it are added when the sample has too few)."""
+    e = only(dc.check_expression(f, claim=claim))
+    assert e.verdict == "wrong"
+    assert (e.diagnosis.kind if e.diagnosis else None) == kind
 
 
 # -- shapes and bad input -------------------------------------------------------------------------
@@ -229,6 +288,8 @@ def test_no_diagnosis_when_none_fits():
     ("[x, y]", None, "[[0, 0], [0, 0]]", "--claim-hessian needs a scalar F"),
     ("x*y", None, "[[0, 1]]", "the claimed Hessian is 1 row of 2 entries"),
     ("x**2", "2*z", None, "the claim uses z, which is not a variable of F"),
+    ("x**2", "2*x + z - z", None, "the claim uses z, which is not a variable of F"),
+    ("x*y", "[y + oo - oo, x]", None, "the claim uses oo, which is not a variable of F"),
     ("3", "0", None, "F has no variables"),
 ])
 def test_bad_shapes_and_variables_are_usage_errors(f, claim, hessian, needle):
@@ -259,6 +320,22 @@ def test_bad_claim_exits_two_with_one_paragraph(capsys):
     assert "Traceback" not in err
     code, out, err = cli(capsys, "x**2", "--claim", "2*z")
     assert code == 2 and "z, which is not a variable of F" in err
+
+
+@pytest.mark.parametrize("claim, constant", [
+    ("2*x + log(0)", "zoo"),
+    ("2*x + sqrt(-1)", "I"),
+    ("2*x*(-8)**(1/3)", "(-1)**(1/3)"),
+    ("[y, x + log(-1)]", "I*pi"),
+])
+def test_claim_with_a_constant_that_is_not_a_finite_real_number_exits_two(
+        capsys, claim, constant):
+    """As in EXPR ('constant zoo is not a finite real number'), not 'WRONG, claimed
+    undefined' (exit 1)."""
+    f = "x*y" if claim.startswith("[") else "x**2"
+    code, out, err = cli(capsys, f, "--claim", claim)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"the claim's constant {constant} (in " in err and "not a finite real" in err
 
 
 def test_bad_claim_fails_before_the_engines_run(monkeypatch):

@@ -205,6 +205,19 @@ def test_bad_arguments_are_usage_errors():
         dc.check_grads(lambda x: x @ jnp.ones(4), (jnp.ones(3),))
 
 
+
+@pytest.mark.parametrize("args, kw, match", [
+    (("abc",), {}, r"args\[0\] = 'abc' \(type str\) is not a number"),  # was a TypeError
+    (({"a": jnp.ones(2), "s": object()},), {}, r"args\[0\]\['s'\] = .* is not a number"),
+    ((jnp.ones(2),), {"rtol": float("nan")}, "finite numbers >= 0"),  # was FAILED, tol nan
+    ((jnp.ones(2),), {"atol": -1.0}, "finite numbers >= 0"),
+    ((jnp.ones(2),), {"rtol": {np.float16: "x"}}, "finite numbers >= 0"),  # any dtype's
+])
+def test_bad_leaves_and_tolerances_are_usage_errors(args, kw, match):
+    with pytest.raises(dc.UsageError, match=match):
+        dc.check_grads(jnp.sin, args, **kw)
+
+
 # -- JAX functions in the NumPy checks -----------------------------------------------------------
 
 def test_check_gradient_of_a_jax_function_with_a_custom_rule():

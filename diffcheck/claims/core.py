@@ -37,6 +37,7 @@ from .numeric import (
     FAIL,
     HOLD,
     Reading,
+    in_domain,
     nice_points,
     persists,
     point_count,
@@ -48,6 +49,7 @@ from .proof import prove_zero, tree_size
 from .reading import (
     Entry,
     Spec,
+    check_constants,
     check_variables,
     exact_sympy,
     first_derivatives,
@@ -63,6 +65,7 @@ DIAGNOSIS_SECONDS = 3.0  #: total time for diagnoses of one check
 NUMERIC_SECONDS = 20.0  #: time after which no more points are read nor digits added
 MAX_DIAGNOSED = 30  #: wrong entries diagnosed (the rest get none)
 DIAGNOSIS_POINTS = 6  #: failing points a diagnosis must fit
+MIN_DIAGNOSIS_POINTS = 3  #: ... and at least this many (one point fits any constant factor)
 SMALL = 200  #: F and claim nodes up to which diagnoses run without a timer (other threads)
 
 
@@ -123,6 +126,7 @@ def prepare(expr: Any, fn: Any, claim: Any, claim_hessian: Any) -> Claims:
     if claim_hessian is not None:
         specs.append(hessian(read_claim(claim_hessian, fn.variables), fn.wrt, fn.vector))
     check_variables(specs, fn.variables)
+    check_constants(specs)
     exact = parse_exact(expr, fn.variables) if isinstance(expr, str) else expr
     rows = exact if isinstance(exact, list) else [exact]
     return Claims(fn, [exact_sympy(e) for e in rows], specs)
@@ -208,6 +212,11 @@ class _Decision:
         found = self._counterexample(k, fails)
         if found is None:  # no failure survives re-verification
             return self._equal(k, out, len(holds))
+        # A difference near the last digit of the first reading holds at some points by
+        # rounding; with more digits those points fail too (then the claim is not partly).
+        recheck = [verify(self._plan_of(k), self.X[p], 0, 1).status for p in holds]
+        fails = sorted(fails + [p for p, s in zip(holds, recheck, strict=True) if s == FAIL])
+        holds = [p for p, s in zip(holds, recheck, strict=True) if s == HOLD]
         regional = any(persists(self._plan_of(k), self.fn, self.X[p], 0, 1, self.rng)
                        for p in holds[:3])
         x, reading = found
@@ -258,11 +267,15 @@ class _Decision:
         nice = [X[q] for q, r in enumerate(R) if r[k].status == FAIL]
         rest = sorted(fails, key=lambda p: (self.R[p][k].claimed is None,
                                             float(np.max(np.abs(self.X[p]), initial=0))))
+        first = None
         for x in (user + nice + [self.X[p] for p in rest])[:8]:
             reading = verify(self._plan_of(k), x, 0, 1)
-            if reading.status == FAIL:
+            if reading.status != FAIL:
+                continue
+            if _float(reading.claimed) != _float(reading.true) or reading.claimed is None:
                 return x, reading
-        return None
+            first = first or (x, reading)  # float64 shows both values alike (-0 and -0)
+        return first
 
     def _plan_of(self, k: int) -> Plan:
         """Entry k's own plan (claimed, true), for work on one entry only."""
@@ -283,13 +296,31 @@ class _Decision:
         if self.diagnosed >= MAX_DIAGNOSED:
             return None
         self.diagnosed += 1
-        usable = [p for p in fails if self.R[p][k].claimed is not None][:DIAGNOSIS_POINTS]
-        if not usable:
+        X = self._diagnosis_points(k, fails)
+        if len(X) < MIN_DIAGNOSIS_POINTS:
             return None
-        case = self._case(spec, e, k, self.X[usable])
+        case = self._case(spec, e, k, X)
         small = tree_size(case.f, SMALL) + tree_size(case.D, SMALL) <= SMALL
         done, found = self.diagnoses.run(lambda: diagnose(case), 1.5, small=small)
         return found if done else None
+
+    def _diagnosis_points(self, k: int, fails: list[int]) -> np.ndarray:
+        """Failing points where the claim is defined, for a diagnosis to fit: the sampled
+        ones, topped up with points near them (also failing, claim defined) where fewer than
+        :data:`MIN_DIAGNOSIS_POINTS` were sampled (a claim defined on a small part of F's
+        domain); empty when there are still too few."""
+        usable = [self.X[p] for p in fails if self.R[p][k].claimed is not None]
+        found = usable[:DIAGNOSIS_POINTS]
+        for x in usable[:3] * 4:
+            if len(found) >= MIN_DIAGNOSIS_POINTS:
+                break
+            y = x + self.rng.normal(size=x.shape) * 1e-2 * (1 + np.abs(x))
+            if in_domain(self.fn, y[None, :])[0]:
+                r = read_point(self._plan_of(k), y, 1)[0]
+                if r.status == FAIL and r.claimed is not None:
+                    found.append(y)
+        n = len(self.fn.variables)
+        return np.array(found).reshape(-1, n) if found else np.zeros((0, n))
 
     def _case(self, spec: Spec, e: Entry, k: int, X: np.ndarray) -> Case:
         wrt = tuple(self.fn.wrt[j] for j in e.cols)

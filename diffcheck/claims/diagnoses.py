@@ -10,8 +10,9 @@ specific first, as the contract orders them:
 * ``constant-factor``: claimed = c · true for a constant c;
 * ``missing-term`` / ``extra-term``: claimed − true is minus, or plus, one term: a term of a
   sum or of the product (or quotient) rule (the derivative through one factor or summand of
-  F), a term of the true derivative written as a sum, a term of the claim, or the derivative
-  with respect to another variable (which is held constant).
+  F, or through the base or the exponent of a power u**v), a term of the true derivative
+  written as a sum, a term of the claim, or the derivative with respect to another variable
+  (which is held constant).
 
 >>> import sympy, numpy as np
 >>> x = sympy.Symbol("x", real=True)
@@ -89,11 +90,14 @@ class Case:
 
 
 def _close(u: list[Value], v: list[Value]) -> bool:
+    """Equal at every point to 30 digits; values below 10**-50 of the largest at all points
+    count as 0 (so 1e-200 is not taken for -1e-200 where every value is that small)."""
+    if not all(defined(a) for a in [*u, *v]):
+        return False
     with mpmath.workdps(DIGITS):
+        floor = mpmath.mpf(10) ** -50 * max([abs(a) for a in [*u, *v]], default=0)
         for a, b in zip(u, v, strict=True):
-            if not (defined(a) and defined(b)):
-                return False
-            if abs(a - b) > CLOSE * max(abs(a), abs(b)) + mpmath.mpf(10) ** -50:
+            if abs(a - b) > CLOSE * max(abs(a), abs(b)) + floor:
                 return False
     return bool(u)
 
@@ -145,11 +149,23 @@ def _constant(c: Case) -> Diagnosis | None:
             ratios.append(d / t)
     if not ratios or not _close(ratios, [ratios[0]] * len(ratios)) or ratios[0] == 0:
         return None
-    k = _identify(ratios[0])
-    if k == 1 or k == -1:
+    if abs(abs(ratios[0]) - 1) <= CLOSE:  # 1 is no mistake, -1 is the sign test's
         return None
-    return Diagnosis("constant-factor", f"the claim is {show(k)} times the true derivative "
-                     f"{show(c.T)}{_factor_hint(k)}")
+    k = _identify(ratios[0])
+    if k.is_Float and abs(abs(ratios[0]) - 1) < 1e-6:
+        k = None  # 1 + 1e-15: printed with its deviation, not as 1.00000000000000
+    return Diagnosis("constant-factor", f"the claim is {_ratio_text(k, ratios[0])} times the "
+                     f"true derivative {show(c.T)}{_factor_hint(k) if k is not None else ''}")
+
+
+def _ratio_text(k: Any, r: Value) -> str:
+    """``k`` in words, or a ratio near +-1 as ``1 + 1.0e-15`` (its deviation shown)."""
+    if k is not None:
+        return show(k)
+    one = 1 if r > 0 else -1
+    with mpmath.workdps(DIGITS):
+        d = r - one
+    return f"({one} {'+' if d > 0 else '-'} {mpmath.nstr(abs(d), 3, min_fixed=1, max_fixed=0)})"
 
 
 def _terms(c: Case) -> Diagnosis | None:
@@ -222,9 +238,9 @@ def _term_candidates(c: Case) -> Iterator[tuple[int, Any, str]]:
     g = c.f if len(c.wrt) == 1 else sympy.diff(c.f, c.symbol(0))
     small = tree_size(c.f, MAX_F_NODES) <= MAX_F_NODES
     if small:
-        for term, site, parent in _contributions(g, v):
-            yield -1, term, (f"the {_rule(site, parent)} term {show(term)} is missing (the "
-                             f"one from differentiating {show(site)} in {show(parent)})")
+        for term, site, parent, at in _contributions(g, v):
+            yield -1, term, (f"the {_rule(site, parent, at)} term {show(term)} is missing "
+                             f"(the one from differentiating {_site(site, parent, at)})")
     for term in _sum_terms(c.T):
         yield -1, term, f"the term {show(term)} of the true derivative {show(c.T)} is missing"
     for term in _sum_terms(c.D):
@@ -237,9 +253,9 @@ def _term_candidates(c: Case) -> Iterator[tuple[int, Any, str]]:
             yield 1, term, (f"the extra term {show(term)} is the derivative with respect to "
                             f"{name}, which is held constant in d/d{v}")
     if small:
-        for term, site, parent in _contributions(g, v):
-            yield 1, term, (f"the {_rule(site, parent)} term {show(term)} is counted twice "
-                            f"(the one from differentiating {show(site)} in {show(parent)})")
+        for term, site, parent, at in _contributions(g, v):
+            yield 1, term, (f"the {_rule(site, parent, at)} term {show(term)} is counted "
+                            f"twice (the one from differentiating {_site(site, parent, at)})")
 
 
 def _sum_terms(e: Any) -> list[Any]:
@@ -247,7 +263,15 @@ def _sum_terms(e: Any) -> list[Any]:
     return list(terms[:MAX_TERMS]) if len(terms) > 1 else []
 
 
-def _rule(site: Any, parent: Any) -> str:
+def _site(site: Any, parent: Any, at: int) -> str:
+    if parent.is_Pow:
+        return f"the {'exponent' if at else 'base'} of {show(parent)}"
+    return f"{show(site)} in {show(parent)}"
+
+
+def _rule(site: Any, parent: Any, at: int) -> str:
+    if parent.is_Pow:  # d(u**v) = v*u**(v-1)*du + u**v*log(u)*dv
+        return "exponential-rule" if at else "power-rule"
     if parent.is_Mul:
         return "quotient-rule" if site.is_Pow and site.exp.is_negative else "product-rule"
     if parent.is_Add:
@@ -255,22 +279,24 @@ def _rule(site: Any, parent: Any) -> str:
     return "chain-rule"
 
 
-def _contributions(f: Any, v: Any) -> Iterator[tuple[Any, Any, Any]]:
-    """(∂f/∂N · dN/dv, N, parent) for each factor or summand N of a product or sum in f,
-    replaced at its one position (a factor x of x*sin(x) is not the x inside sin)."""
+def _contributions(f: Any, v: Any) -> Iterator[tuple[Any, Any, Any, int]]:
+    """(∂f/∂N · dN/dv, N, parent, N's index in parent) for each factor or summand N of a
+    product or sum in f, and the base and exponent of a power u**v, replaced at its one
+    position (a factor x of x*sin(x) is not the x inside sin)."""
     s = sympy.Dummy("n", real=True)
     count = 0
     for path, parent in _positions(f):
         if count >= MAX_SITES:
             return
         site = parent.args[path[-1]]
-        if v not in site.free_symbols:
-            continue
+        if v not in site.free_symbols or parent.is_Pow and not all(
+                v in a.free_symbols for a in parent.args):
+            continue  # a power splits in two terms only where base and exponent both vary
         count += 1
         g = _replace_at(f, path, s)
         term = (sympy.diff(g, s).xreplace({s: site}) * sympy.diff(site, v))
         if term != 0:
-            yield term, site, parent
+            yield term, site, parent, path[-1]
 
 
 def _positions(f: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
@@ -279,8 +305,8 @@ def _positions(f: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
     while queue:
         path, e = queue.pop(0)
         for i, a in enumerate(e.args):
-            if e.is_Add or e.is_Mul:
-                yield (*path, i), e
+            if e.is_Add or e.is_Mul or e.is_Pow and not e.exp.is_Number:
+                yield (*path, i), e  # a power's base and its varying exponent: u**v
             if isinstance(a, sympy.Basic) and a.args:
                 queue.append(((*path, i), a))
 

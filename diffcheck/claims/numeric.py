@@ -5,9 +5,13 @@ is estimated twice: from the largest value met while computing them (rounding er
 relative to it, so cancellation of huge terms shows) and from the gap to the 50-digit values
 (which catches error amplification that sizes alone miss); the larger counts. A claimed entry
 *fails* at a point when claimed and true differ by more than twice that error, or when the
-claim is undefined where F's derivative is defined; it *holds* when they agree and the error
-is below 10**-20 of their size, or when both are 0 to the working precision (and that is
-below 10**-40). Otherwise the point is evaluated again with twice the digits (up to
+claim is undefined where F's derivative is defined; it *holds* when the error is below
+10**-20 of their size and their difference is no more than the rounding of the 80 digits (the
+gap to the 50-digit values scaled down by 10**-30: a difference of 1e-60 passes unseen at 50
+digits, so it is not taken for their error), or when both are 0 to the working precision
+(and that is below 10**-40) unless both are steady (equal to 20 digits at the two
+precisions: exp(-900)*x is tiny beside x**2, not rounding noise, and is compared relative to
+itself). Otherwise the point is evaluated again with twice the digits (up to
 :data:`LEVELS`' last; still undecided, it is skipped). So ``0.9999*x`` against ``x``, an
 extra ``1e-9*x**3`` or a factor ``1 + 1e-40`` fails, and a right claim whose float64
 evaluation would cancel badly still holds.
@@ -84,13 +88,31 @@ def judge(prev: Level, last: Level, nodes: int) -> Reading | None:
     with mpmath.workdps(30):
         c, t = last.claimed, last.true
         ulp = mpmath.mpf(10) ** -last.digits * mpmath.mpf(2) ** last.size
-        err = max(ulp * SLACK * nodes, abs(prev.claimed - c) + abs(prev.true - t))
+        rounding = ulp * SLACK * nodes
+        gap = abs(prev.claimed - c) + abs(prev.true - t)
         diff, scale = abs(c - t), max(abs(c), abs(t))
+        steady = _steady(prev.claimed, c) and _steady(prev.true, t)
+        if steady:  # both agree to 20 digits at the two precisions: not rounding noise, so
+            # relative to themselves (exp(-900)*x is tiny beside x**2, yet exact to its
+            # last digits: products keep relative accuracy)
+            rounding = min(rounding, scale * mpmath.mpf(10) ** -last.digits * SLACK * nodes)
+        err = max(rounding, gap)
         if diff > 2 * err:
             return Reading(FAIL, c, t)
-        if err <= SURE * scale or (scale <= ulp * 10**FLOOR and ulp <= RESOLVED):
+        if not steady and scale <= ulp * 10**FLOOR and ulp <= RESOLVED:
+            return Reading(HOLD, c, t)
+        # The gap is the error of the fewer digits: the more digits are that error scaled
+        # down (times SLACK). A difference only the gap explains needs more digits: a claim
+        # off by 1e-60 looks the same as the truth at 50 digits.
+        sharp = max(rounding, gap * mpmath.mpf(10) ** (prev.digits - last.digits) * SLACK)
+        if err <= SURE * scale and diff <= 2 * sharp:
             return Reading(HOLD, c, t)
         return None
+
+
+def _steady(before: Any, now: Any) -> bool:
+    """Is ``now`` exactly 0 at both precisions, or equal to ``before`` to 20 digits?"""
+    return abs(before - now) <= SURE * abs(now) if now else not before
 
 
 def read_point(plan: Plan, x: Any, entries: int, levels: tuple[int, ...] = LEVELS,
@@ -174,7 +196,7 @@ def persists(plan: Plan, fn: Any, x: np.ndarray, entry: int, entries: int,
     for _ in range(tries):
         y = x + rng.normal(size=x.shape) * 1e-3 * (1 + np.abs(x))
         if in_domain(fn, y[None, :])[0] and \
-                read_point(plan, y, entries)[entry].status == HOLD:
+                read_point(plan, y, entries, VERIFY_LEVELS)[entry].status == HOLD:
             return True
     return False
 

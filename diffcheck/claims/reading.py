@@ -25,8 +25,9 @@ import numpy as np
 import sympy
 
 from ..canon import paused_gc
-from ..errors import ParseError, UsageError
+from ..errors import DomainError, ParseError, UsageError
 from ..parse import _Parser, natural_key, tokenize
+from .highprec import Plan
 
 
 class _ExactParser(_Parser):
@@ -48,10 +49,18 @@ def parse_exact(text: str, variables: Any = ()) -> Any:
     >>> parse_exact("[0.1*x, 2.5]")
     [x/10, 5/2]
     """
+    return _parse_named(text, variables)[0]
+
+
+def _parse_named(text: str, variables: Any = ()) -> tuple[Any, frozenset[str]]:
+    """The exact expression and the names written in it (a name that cancels, ``y`` in
+    ``y - y``, is still one)."""
     if not isinstance(text, str):
         raise ParseError(f"expression must be text, got {type(text).__name__}")
     with paused_gc():
-        return _ExactParser(text, variables).run()
+        parser = _ExactParser(text, variables)
+        expr = parser.run()
+    return expr, frozenset(parser.symbols)
 
 
 def exact_sympy(e: Any) -> Any:
@@ -69,6 +78,7 @@ class Item:
 
     text: str
     expr: Any
+    names: frozenset[str] | None = None  # the names written, where they differ from expr's
 
 
 # -- text -> nested items -------------------------------------------------------------------
@@ -97,7 +107,7 @@ def read_claim(value: Any, variables: Any = ()) -> Item | list:
 def _read_text(text: str, variables: Any = ()) -> Item | list:
     toks = tokenize(text)  # the length, token and character limits of EXPR
     if toks[0].text != "[":
-        return Item(text.strip(), parse_exact(text, variables))
+        return Item(text.strip(), *_parse_named(text, variables))
     items, k = _read_list(text, toks, 0, 1, variables)
     if toks[k].kind != "end":
         raise _error(text, f"unexpected '{toks[k].text}' after the list", toks[k].col)
@@ -157,7 +167,7 @@ def _item_end(text: str, toks: list, i: int, opened) -> int:
 def _item(text: str, start: int, stop: int, variables: Any = ()) -> Item:
     piece = text[start:stop]
     try:
-        return Item(piece.strip(), parse_exact(piece, variables))
+        return Item(piece.strip(), *_parse_named(piece, variables))
     except ParseError as err:
         if err.column is None:
             raise
@@ -254,11 +264,48 @@ def _check_matrix(rows: list, m: int, n: int, what: str, layout: str) -> None:
 
 
 def check_variables(specs: list[Spec], variables: list[str]) -> None:
-    """Every symbol of the claim must be a variable of F."""
+    """Every name the claim uses must be a variable of F (also one that cancels, as in
+    ``2*x + z - z``)."""
     used = {s.name for sp in specs for e in sp.entries for s in e.item.expr.free_symbols}
+    used |= {n for sp in specs for e in sp.entries for n in e.item.names or ()}
     extra = sorted(used - set(variables), key=natural_key)
     if extra:
         which = "is not a variable" if len(extra) == 1 else "are not variables"
         raise UsageError(f"the claim uses {', '.join(extra)}, which {which} of F (variables: "
                          f"{', '.join(variables) or 'none'}); a derivative of F can only "
                          "depend on F's variables")
+
+
+def check_constants(specs: list[Spec]) -> None:
+    """Every constant in the claim must be a finite real number, as in EXPR (``log(0)``,
+    ``sqrt(-1)``, ``(-8)**(1/3)`` are not): such a claim is bad input, not a wrong answer.
+
+    >>> check_constants([Spec("derivative", [Entry([0], 0, (0,), read_claim("2*x + pi"))])])
+    >>> try:
+    ...     check_constants([Spec("derivative", [Entry([0], 0, (0,), read_claim("log(0)"))])])
+    ... except DomainError as err:
+    ...     print(err)
+    the claim's constant zoo (in 'log(0)') is not a finite real number
+    """
+    for sp in specs:
+        for e in sp.entries:
+            bad = _bad_constant(e.item.expr)
+            if bad is not None:
+                raise DomainError(f"the claim's constant {bad} (in '{e.item.text}') is not a "
+                                  "finite real number")
+
+
+def _bad_constant(expr: Any) -> Any | None:
+    """The first largest constant subexpression that is not a finite real number, or None."""
+    stack, seen = [expr], set()
+    while stack:
+        node = stack.pop()
+        if node in seen or not isinstance(node, sympy.Basic):
+            continue
+        seen.add(node)
+        if node.free_symbols:
+            stack.extend(node.args)
+        elif not (node.is_Rational or node.is_Float) and \
+                Plan([node], []).evaluate([], 30)[0] is None:
+            return node
+    return None
