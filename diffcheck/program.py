@@ -355,6 +355,12 @@ class _Builder:
             if head is sympy.Max and len(e.args) == 2 and e.args[0] == 0:
                 return ("apply", "relu", [e.args[1]])  # Max(0, x), as relu(x) is written
             return ("apply", SYMPY_ROWS[head].name, list(e.args))
+        if isinstance(e, sympy.Derivative):
+            raise UnsupportedError(
+                f"SymPy cannot differentiate {e.expr} in {', '.join(map(str, e.variables))} "
+                "(it leaves the derivative unevaluated), so neither can diffcheck: a function "
+                "is differentiated in an argument it has no rule for (the order n of "
+                "polygamma(n, x) must be a constant; the argument comes second)")
         raise UnsupportedError(f"no rule for SymPy '{head.__name__}' in {e}")
 
     def realise(self, e: Any, plan: tuple) -> int:

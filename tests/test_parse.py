@@ -143,6 +143,17 @@ def test_new_functions_refuse_bad_arguments_quickly(text, message):
     assert info.value.column == 0
 
 
+def test_a_derivative_sympy_leaves_unevaluated_is_a_clear_error(capsys):
+    """polygamma(x, 2) (the order and the argument swapped): SymPy cannot differentiate the
+    order, and the message said only "no rule for SymPy 'Derivative'"."""
+    from diffcheck.cli import main
+
+    assert main(["expr", "polygamma(x, 2)", "--at", "x=1"]) == 2
+    err = capsys.readouterr().err
+    assert "SymPy cannot differentiate polygamma(x, 2) in x" in err
+    assert "the order n of polygamma(n, x) must be a constant" in err
+
+
 # -- math pasted from notes -------------------------------------------------------------------
 theta, lam, alpha, mu = sympy.symbols("θ λ α μ", real=True)
 
