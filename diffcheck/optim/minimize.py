@@ -171,7 +171,7 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
     # the first search is along -g (no curvature is known yet)
     v0 = _ls.initial_state(f0, -gnorm0**2, first_step(g0, gnorm0))
     state = _Flat(x0, g0, -g0, x0, g0, v0, jnp.stack([f0, -gnorm0**2, gnorm0, _floor_of(f0)]),
-                  ints, jnp.zeros((n_probes,), dtype), meth.init(x0, g0), hist)
+                  ints, jnp.zeros((n_probes if probe else 0,), dtype), meth.init(x0, g0), hist)
 
     def body(s: _Flat) -> _Flat:
         f, slope = s.sc[F], s.sc[SLOPE]
@@ -235,8 +235,10 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
                           jnp.asarray(next_probe, jnp.int32)])
 
     s = lax.while_loop(lambda s: s.ints[STATUS] == RUNNING, body, state)
-    status = jnp.where(s.ints[STATUS] == PROBED, jnp.where(
-        verdict(s.records, s.x, s.g), R.STAGNATION, R.LINESEARCH_FAILED), s.ints[STATUS])
+    status = s.ints[STATUS]
+    if probe:  # without the probes no solve ends PROBED: the verdict would be dead code
+        status = jnp.where(status == PROBED, jnp.where(
+            verdict(s.records, s.x, s.g), R.STAGNATION, R.LINESEARCH_FAILED), status)
     return s.x, s.sc[F], s.g, s.ints[K], s.ints[NFEV], s.ints[NFEV], jnp.int32(0), \
         status.astype(jnp.int32), s.hist
 

@@ -25,6 +25,13 @@ def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
 
 
+def _small_mv(a: jax.Array, v: jax.Array) -> jax.Array:
+    """``a @ v`` for a small matrix, as products and sums: XLA fuses it with the neighbouring
+    elementwise work into one kernel (a dot is a kernel of its own, each with its compile
+    time and its launch per iteration)."""
+    return jnp.sum(a * v[None, :], axis=1)
+
+
 def vdot(a: jax.Array, b: jax.Array) -> jax.Array:
     """Inner product of two vectors, as a product and a sum: XLA fuses it into one pass with
     its neighbours (a dot is a library call of its own; on a CPU twice as long for n = 1000)
@@ -193,8 +200,8 @@ class LBFGS:
 
     def _direction(self, aux, g, gnorm, wg):
         dtype, k = g.dtype, self.m + 1
-        u = _mm(aux.rinv, wg[:k])
-        c = _mm(aux.dsy * u + aux.gamma * (_mm(aux.yy, u) - wg[k:]), aux.rinv)  # R^-T (...)
+        u = _small_mv(aux.rinv, wg[:k])
+        c = _small_mv(aux.rinv.T, aux.dsy * u + aux.gamma * (_small_mv(aux.yy, u) - wg[k:]))
         r = aux.gamma * g + _mm(jnp.concatenate([c, -aux.gamma * u]), aux.w)
         alpha0 = jnp.where(aux.count > 0, jnp.ones((), dtype), first_step(g, gnorm))
         return -r, alpha0
@@ -219,7 +226,7 @@ class LBFGS:
         s_y, y_y = wy[: m + 1], wy[m + 1:]  # s_i^T y and y_i^T y for every slot
         sy_new = s_y[j]
         rho = 1.0 / jnp.where(ok, sy_new, 1.0)
-        col = jnp.where(keep, -rho * _mm(rinv, s_y), rho)
+        col = jnp.where(keep, -rho * _small_mv(rinv, s_y), rho)
         rinv = jnp.where(ok, lax.dynamic_update_index_in_dim(rinv, col, j, 1), aux.rinv)
         yy = aux.yy.at[:, j].set(y_y).at[j, :].set(y_y)
         dsy = aux.dsy.at[j].set(sy_new)
@@ -241,9 +248,13 @@ class LBFGS:
         :math:`|s_i^Ty| \ll |s_i^Tg|`, a tiny step; those products enter the update as
         corrections of the curvature pairs, as in any quasi-Newton update."""
         m = self.m
-        ok, j, s0, y0, w = self._store(aux, s, y, accept, inner)
+        inner = Inner.of(s, y) if inner is None else inner
+        ok, j, _, _, w = self._store(aux, s, y, accept, inner)
         wg = _mm(w, g)
-        g_old = g - y
-        wg_old = aux.wg.at[j].set(jnp.sum(s0 * g_old)).at[j + m + 1].set(jnp.sum(y0 * g_old))
-        aux = self._absorb(aux, ok, j, w, wg - wg_old, wg)
+        # the new slot's rows: s^T y and y^T y, which the driver has already (zeros in the
+        # scratch slot of a rejected pair)
+        zero = jnp.zeros((), wg.dtype)
+        wy = (wg - aux.wg).at[j].set(jnp.where(ok, inner.sy, zero)).at[j + m + 1].set(
+            jnp.where(ok, inner.yy, zero))
+        aux = self._absorb(aux, ok, j, w, wy, wg)
         return (aux, *self._direction(aux, g, gnorm, wg))
