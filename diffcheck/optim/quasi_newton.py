@@ -220,16 +220,19 @@ class LBFGS:
     def _absorb(self, aux, ok, j, w, wy, wg):
         """The rest of the update, from ``wy`` = ``W y`` (``W`` with the new pair written)."""
         m = self.m
-        keep = jnp.arange(m + 1) != j
+        # slot j's entries are written by selects on a one-hot mask, not by indexed updates:
+        # on these small arrays a select fuses with its neighbours into one kernel
+        hot = jnp.arange(m + 1) == j
+        keep = ~hot
         # drop the pair in slot j (the oldest once the buffer is full): zero its row and column
         rinv = jnp.where(keep[:, None] & keep[None, :], aux.rinv, 0.0)
         s_y, y_y = wy[: m + 1], wy[m + 1:]  # s_i^T y and y_i^T y for every slot
         sy_new = s_y[j]
         rho = 1.0 / jnp.where(ok, sy_new, 1.0)
         col = jnp.where(keep, -rho * _small_mv(rinv, s_y), rho)
-        rinv = jnp.where(ok, lax.dynamic_update_index_in_dim(rinv, col, j, 1), aux.rinv)
-        yy = aux.yy.at[:, j].set(y_y).at[j, :].set(y_y)
-        dsy = aux.dsy.at[j].set(sy_new)
+        rinv = jnp.where(ok, jnp.where(hot[None, :], col[:, None], rinv), aux.rinv)
+        yy = jnp.where(hot[None, :], y_y[:, None], jnp.where(hot[:, None], y_y[None, :], aux.yy))
+        dsy = jnp.where(hot, sy_new, aux.dsy)
         yy_new = y_y[j]
         gamma = jnp.where(ok, sy_new / jnp.where(yy_new > 0, yy_new, 1.0), aux.gamma)
         return LBFGSState(w, rinv, yy, dsy, jnp.where(ok, (aux.head + 1) % m, aux.head),
@@ -243,8 +246,8 @@ class LBFGS:
     def update_direction(self, aux, s, y, accept, inner, x, g, gnorm):
         r""":meth:`update`, then :meth:`direction` at the new gradient ``g``, with two products
         with the buffer, not three: ``W y = W g - W g_{old}``, where ``W g_{old}`` is kept from
-        the last call (only the new slot's rows change, and their products with
-        :math:`g_{old} = g - y` are two sums). The difference loses digits only where
+        the last call (only the new slot's rows change: their products with ``y`` are the
+        driver's ``s^T y`` and ``y^T y``). The difference loses digits only where
         :math:`|s_i^Ty| \ll |s_i^Tg|`, a tiny step; those products enter the update as
         corrections of the curvature pairs, as in any quasi-Newton update."""
         m = self.m
@@ -253,8 +256,9 @@ class LBFGS:
         wg = _mm(w, g)
         # the new slot's rows: s^T y and y^T y, which the driver has already (zeros in the
         # scratch slot of a rejected pair)
+        slot = jnp.arange(2 * m + 2)
         zero = jnp.zeros((), wg.dtype)
-        wy = (wg - aux.wg).at[j].set(jnp.where(ok, inner.sy, zero)).at[j + m + 1].set(
-            jnp.where(ok, inner.yy, zero))
+        wy = jnp.where(slot == j, jnp.where(ok, inner.sy, zero),
+                       jnp.where(slot == j + m + 1, jnp.where(ok, inner.yy, zero), wg - aux.wg))
         aux = self._absorb(aux, ok, j, w, wy, wg)
         return (aux, *self._direction(aux, g, gnorm, wg))
