@@ -32,6 +32,30 @@ def _small_mv(a: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.sum(a * v[None, :], axis=1)
 
 
+_BLOCK = 32
+
+
+def sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
+    """The sums of several vectors of terms, as one reduction: in blocks of 32 (zero-padded at
+    both ends, the order XLA's CPU compiler gives a single long sum), then over the blocks.
+
+    XLA fuses a reduction of several operands with the elementwise work that produces their
+    terms into one kernel, where every single long sum costs three (the products, a window
+    reduction, the sum of the windows): each a compile and, in a loop, a launch per pass.
+    """
+    n = terms[0].shape[0]
+    if n <= _BLOCK or len(terms) == 1:
+        return tuple(jnp.sum(t) for t in terms)
+    pad = -n % _BLOCK
+    blocks = tuple(jnp.pad(t, (pad // 2, pad - pad // 2)).reshape(-1, _BLOCK) for t in terms)
+    zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
+
+    def add(a, b):
+        return tuple(u + v for u, v in zip(a, b, strict=True))
+
+    return lax.reduce(lax.reduce(blocks, zeros, add, (1,)), zeros, add, (0,))
+
+
 def vdot(a: jax.Array, b: jax.Array) -> jax.Array:
     """Inner product of two vectors, as a product and a sum: XLA fuses it into one pass with
     its neighbours (a dot is a library call of its own; on a CPU twice as long for n = 1000)
