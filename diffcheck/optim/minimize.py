@@ -149,10 +149,11 @@ def _trial_products(g_t, d, step, y):
     return jnp.stack(sums(g_t * d, g_t * g_t, step * step, step * y, y * y))
 
 
-def _direction(g, gnorm, d_m, alpha_m, force_sd):
+def _direction(g, gnorm, d_m, alpha_m, gd_m, force_sd):
     """The method's direction ``d_m`` unless it does not descend or ``force_sd`` (then -g):
-    ``(d, slope g.d, first trial step, steepest-descent flag)``."""
-    gd_m = vdot(g, d_m)
+    ``(d, slope g.d, first trial step, steepest-descent flag)``; ``gd_m`` is the method's
+    slope ``g.d_m`` if it has one (else computed here)."""
+    gd_m = vdot(g, d_m) if gd_m is None else gd_m
     sd = force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
     return (jnp.where(sd, -g, d_m), jnp.where(sd, -gnorm**2, gd_m),
             jnp.where(sd, first_step(g, gnorm), alpha_m), sd)
@@ -202,11 +203,11 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
         gnorm = jnp.where(ok, jnp.sqrt(lo[0]), s.sc[GNORM])
         inner = Inner(*jnp.where(ok, lo[1:], 0.0))
         sd = s.ints[SD] > 0
-        aux, d_m, alpha_m = meth.update_direction(meth.reset(s.aux, sd & ok), step, y, ok,
+        aux, d_m, alpha_m, gd_m = meth.update_direction(meth.reset(s.aux, sd & ok), step, y, ok,
                                                   inner, x, g, gnorm)
         # a failed quasi-Newton search is retried along -g; a failed steepest-descent search
         # starts the diagnosis, whose last probe ends the solve
-        d, gd, a0, sd_next = _direction(g, gnorm, d_m, alpha_m, done & ~ok & ~sd)
+        d, gd, a0, sd_next = _direction(g, gnorm, d_m, alpha_m, gd_m, done & ~ok & ~sd)
         ints = _flat_ints(s, f, f_new, gnorm, done, ok, sd, sd_next, probing, j)
         records = s.records
         if probe:

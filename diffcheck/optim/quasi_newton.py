@@ -4,8 +4,9 @@ Each method is a small object with ``init(x, g) -> aux``,
 ``direction(aux, x, g, gnorm=None) -> (d, alpha0)``, ``reset(aux, flag) -> aux`` (forget the
 curvature information where ``flag``) and ``update(aux, s, y, accept, inner=None) -> aux``
 (store the pair when ``accept``), and ``update_direction(aux, s, y, accept, inner, x, g,
-gnorm) -> (aux, d, alpha0)``, both at once at the new gradient ``g`` (which L-BFGS does with
-one product less), where :math:`s = x_{k+1} - x_k` and
+gnorm) -> (aux, d, alpha0, slope)``, both at once at the new gradient ``g`` (which L-BFGS does
+with one product less, and with the slope ``g.d`` from the small products it has; ``slope``
+is ``None`` where the driver is to compute it), where :math:`s = x_{k+1} - x_k` and
 :math:`y = g_{k+1} - g_k`; ``aux`` holds only arrays, so the driver can carry it through
 ``lax.while_loop``. The driver passes the norms and inner products it already has
 (``gnorm`` = :math:`\|g\|`, ``inner`` = :class:`Inner`), so a method adds no reductions of its own.
@@ -44,16 +45,18 @@ def sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
     reduction, the sum of the windows): each a compile and, in a loop, a launch per pass.
     """
     n = terms[0].shape[0]
-    if n <= _BLOCK or len(terms) == 1:
-        return tuple(jnp.sum(t) for t in terms)
-    pad = -n % _BLOCK
-    blocks = tuple(jnp.pad(t, (pad // 2, pad - pad // 2)).reshape(-1, _BLOCK) for t in terms)
+    if len(terms) == 1:
+        return (jnp.sum(terms[0]),)
     zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
 
     def add(a, b):
         return tuple(u + v for u, v in zip(a, b, strict=True))
 
-    return lax.reduce(lax.reduce(blocks, zeros, add, (1,)), zeros, add, (0,))
+    if n <= _BLOCK:
+        return tuple(lax.reduce(terms, zeros, add, (0,)))
+    pad = -n % _BLOCK
+    blocks = tuple(jnp.pad(t, (pad // 2, pad - pad // 2)).reshape(-1, _BLOCK) for t in terms)
+    return tuple(lax.reduce(lax.reduce(blocks, zeros, add, (1,)), zeros, add, (0,)))
 
 
 def vdot(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -91,7 +94,7 @@ def _curvature_ok(inner: Inner) -> jax.Array:
 
 def _update_then_direction(meth, aux, s, y, accept, inner, x, g, gnorm):
     aux = meth.update(aux, s, y, accept, inner)
-    return (aux, *meth.direction(aux, x, g, gnorm))
+    return (aux, *meth.direction(aux, x, g, gnorm), None)
 
 
 class GDState(NamedTuple):
@@ -220,15 +223,21 @@ class LBFGS:
                             gamma=jnp.where(flag, 1.0, aux.gamma).astype(aux.gamma.dtype))
 
     def direction(self, aux, x, g, gnorm=None):
-        return self._direction(aux, g, gnorm, _mm(aux.w, g))  # S^T g and Y^T g in one product
+        # S^T g and Y^T g in one product
+        return self._direction(aux, g, gnorm, _mm(aux.w, g))[:2]
 
     def _direction(self, aux, g, gnorm, wg):
+        r"""``(d, alpha0, g.d)``: :math:`d = -Hg = -(\gamma g + W^Tv)`, and its slope
+        :math:`g^Td = -(\gamma\|g\|^2 + v^T(Wg))` from the products at hand (no pass over
+        ``n`` entries)."""
         dtype, k = g.dtype, self.m + 1
+        gnorm = jnp.linalg.norm(g) if gnorm is None else gnorm
         u = _small_mv(aux.rinv, wg[:k])
         c = _small_mv(aux.rinv.T, aux.dsy * u + aux.gamma * (_small_mv(aux.yy, u) - wg[k:]))
-        r = aux.gamma * g + _mm(jnp.concatenate([c, -aux.gamma * u]), aux.w)
+        v = jnp.concatenate([c, -aux.gamma * u])
+        r = aux.gamma * g + _mm(v, aux.w)
         alpha0 = jnp.where(aux.count > 0, jnp.ones((), dtype), first_step(g, gnorm))
-        return -r, alpha0
+        return -r, alpha0, -(aux.gamma * gnorm**2 + jnp.sum(v * wg))
 
     def _store(self, aux, s, y, accept, inner):
         """Write the pair to its slot (a rejected one, as zeros, to the scratch slot)."""
