@@ -45,15 +45,13 @@ def sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
     reduction, the sum of the windows): each a compile and, in a loop, a launch per pass.
     """
     n = terms[0].shape[0]
-    if len(terms) == 1:
-        return (jnp.sum(terms[0]),)
+    if n <= _BLOCK or len(terms) == 1:  # short sums fuse anyway
+        return tuple(jnp.sum(t) for t in terms)
     zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
 
     def add(a, b):
         return tuple(u + v for u, v in zip(a, b, strict=True))
 
-    if n <= _BLOCK:
-        return tuple(lax.reduce(terms, zeros, add, (0,)))
     pad = -n % _BLOCK
     blocks = tuple(jnp.pad(t, (pad // 2, pad - pad // 2)).reshape(-1, _BLOCK) for t in terms)
     return tuple(lax.reduce(lax.reduce(blocks, zeros, add, (1,)), zeros, add, (0,)))
