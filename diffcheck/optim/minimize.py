@@ -40,6 +40,7 @@ from diffcheck.optim.diagnose import (
 from diffcheck.optim.newton import Newton, symmetric_hessian
 from diffcheck.optim.quasi_newton import (
     BFGS,
+    BLOCK,
     LBFGS,
     Inner,
     SteepestDescent,
@@ -149,6 +150,13 @@ def _trial_products(g_t, d, step, y):
     return jnp.stack(sums(g_t * d, g_t * g_t, step * step, step * y, y * y))
 
 
+def _inner(g, step, y):
+    """``||g||`` and the inner products of the pair, after the search (short vectors: their
+    sums are cheap and fuse, so computing them at every trial would only cost)."""
+    return jnp.sqrt(jnp.sum(g * g)), Inner(jnp.sum(step * step), jnp.sum(step * y),
+                                            jnp.sum(y * y))
+
+
 def _direction(g, gnorm, d_m, alpha_m, gd_m, force_sd):
     """The method's direction ``d_m`` unless it does not descend or ``force_sd`` (then -g):
     ``(d, slope g.d, first trial step, steepest-descent flag)``; ``gd_m`` is the method's
@@ -174,7 +182,10 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
     # the first search is along -g (no curvature is known yet)
     v0 = _ls.initial_state(f0, -gnorm0**2, first_step(g0, gnorm0))
     zero = jnp.zeros((), dtype)
-    sc0 = jnp.stack([f0, -gnorm0**2, gnorm0, _floor_of(f0), zero, zero, zero, zero])
+    # long vectors: the inner products at every trial, in one fused reduction (a long sum is
+    # otherwise three kernels); short ones: after the search, as separate sums
+    at_trial = x0.shape[0] > BLOCK
+    sc0 = jnp.stack([f0, -gnorm0**2, gnorm0, _floor_of(f0)] + [zero] * (4 if at_trial else 0))
     state = _Flat(x0, g0, -g0, x0, g0, v0, sc0,
                   ints, jnp.zeros((n_probes if probe else 0,), dtype), meth.init(x0, g0), hist)
 
@@ -187,12 +198,15 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
             x_t = lax.cond(probing, lambda: probe_point(s.x, s.g, j), lambda: x_t)
         f_t, g_t = fns.vg(x_t)
         f_t, g_t = f_t.astype(dtype), g_t.astype(dtype)
-        prods = _trial_products(g_t, s.d, x_t - s.x, g_t - s.g)
-        v, new_lo, done = rule.step(s.v, f, slope, f_t, prods[0])
+        if at_trial:
+            prods = _trial_products(g_t, s.d, x_t - s.x, g_t - s.g)
+            slope_t = prods[0]
+        else:
+            slope_t = vdot(g_t, s.d)
+        v, new_lo, done = rule.step(s.v, f, slope, f_t, slope_t)
         new_lo, done = new_lo & ~probing, done & ~probing
         x_lo = jnp.where(new_lo, x_t, s.x_lo)
         g_lo = jnp.where(new_lo, g_t, s.g_lo)
-        lo = jnp.where(new_lo, prods[1:], s.sc[LO_GG:])
         ok = done & _ls.ok(v)
         # the point after this pass: the search's answer if it ended well, else unchanged (a
         # zero step, no pair)
@@ -200,8 +214,13 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
         g = jnp.where(ok, g_lo, s.g)
         f_new = jnp.where(ok, v[_ls.LO_F], f)
         step, y = x - s.x, g - s.g
-        gnorm = jnp.where(ok, jnp.sqrt(lo[0]), s.sc[GNORM])
-        inner = Inner(*jnp.where(ok, lo[1:], 0.0))
+        if at_trial:
+            lo = jnp.where(new_lo, prods[1:], s.sc[LO_GG:])
+            gnorm = jnp.where(ok, jnp.sqrt(lo[0]), s.sc[GNORM])
+            inner = Inner(*jnp.where(ok, lo[1:], 0.0))
+        else:
+            lo = s.sc[LO_GG:]  # empty
+            gnorm, inner = _inner(g, step, y)
         sd = s.ints[SD] > 0
         aux, d_m, alpha_m, gd_m = meth.update_direction(meth.reset(s.aux, sd & ok), step, y, ok,
                                                   inner, x, g, gnorm)

@@ -33,7 +33,7 @@ def _small_mv(a: jax.Array, v: jax.Array) -> jax.Array:
     return jnp.sum(a * v[None, :], axis=1)
 
 
-_BLOCK = 32
+BLOCK = 32
 
 
 def sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
@@ -45,15 +45,15 @@ def sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
     reduction, the sum of the windows): each a compile and, in a loop, a launch per pass.
     """
     n = terms[0].shape[0]
-    if n <= _BLOCK or len(terms) == 1:  # short sums fuse anyway
+    if n <= BLOCK or len(terms) == 1:  # short sums fuse anyway
         return tuple(jnp.sum(t) for t in terms)
     zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
 
     def add(a, b):
         return tuple(u + v for u, v in zip(a, b, strict=True))
 
-    pad = -n % _BLOCK
-    blocks = tuple(jnp.pad(t, (pad // 2, pad - pad // 2)).reshape(-1, _BLOCK) for t in terms)
+    pad = -n % BLOCK
+    blocks = tuple(jnp.pad(t, (pad // 2, pad - pad // 2)).reshape(-1, BLOCK) for t in terms)
     return tuple(lax.reduce(lax.reduce(blocks, zeros, add, (1,)), zeros, add, (0,)))
 
 
