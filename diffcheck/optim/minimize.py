@@ -40,10 +40,12 @@ from diffcheck.optim.diagnose import (
 from diffcheck.optim.newton import Newton, symmetric_hessian
 from diffcheck.optim.quasi_newton import (
     BFGS,
+    BLOCK,
     LBFGS,
     Inner,
     SteepestDescent,
     first_step,
+    sums,
     vdot,
 )
 
@@ -118,8 +120,10 @@ def _after_step(f_old, f_new, stall, k, *, eps, tiny, patience, maxiter):
 
 # -- gd, BFGS, L-BFGS: one flat loop, one evaluation per pass ---------------------------------
 
-# the driver's scalars, packed: value, slope along d, gradient norm, divergence floor
-F, SLOPE, GNORM, FLOOR = range(4)
+# the driver's scalars, packed: value, slope along d, gradient norm, divergence floor, and the
+# inner products of the line search's best point so far (g.g there, and s.s, s.y, y.y of the
+# pair s = x_lo - x, y = g_lo - g), kept for when the search ends there
+F, SLOPE, GNORM, FLOOR, LO_GG, LO_SS, LO_SY, LO_YY = range(8)
 # and its integers: iterations, evaluations, stall counter, status, steepest-descent flag, and
 # the probe of the failure diagnosis under way (-1: none)
 K, NFEV, STALL, STATUS, SD, PROBE = range(6)
@@ -132,25 +136,32 @@ class _Flat(NamedTuple):
     x_lo: jax.Array  # the best trial point of the current line search, and its gradient
     g_lo: jax.Array
     v: jax.Array  # the line search's packed state
-    sc: jax.Array  # F, SLOPE, GNORM, FLOOR
+    sc: jax.Array  # F, SLOPE, GNORM, FLOOR, LO_GG, LO_SS, LO_SY, LO_YY
     ints: jax.Array  # K, NFEV, STALL, STATUS, SD, PROBE
     records: jax.Array  # what the probes of a failure diagnosis found
     aux: Any
     hist: Any
 
 
+def _trial_products(g_t, d, step, y):
+    """At a trial point: the slope ``g_t.d`` and, for when the search ends there, ``g_t.g_t``,
+    ``s.s``, ``s.y`` and ``y.y`` of the pair ``s = x_t - x``, ``y = g_t - g``, in one fused
+    pass (:func:`sums`)."""
+    return jnp.stack(sums(g_t * d, g_t * g_t, step * step, step * y, y * y))
+
+
 def _inner(g, step, y):
-    """``||g||`` and the inner products of the pair (separate sums: on a CPU each fuses into one
-    pass, where stacking the three vectors for one small matrix product costs a copy and a
-    library call, twice as long for n = 1000)."""
+    """``||g||`` and the inner products of the pair, after the search (short vectors: their
+    sums are cheap and fuse, so computing them at every trial would only cost)."""
     return jnp.sqrt(jnp.sum(g * g)), Inner(jnp.sum(step * step), jnp.sum(step * y),
                                             jnp.sum(y * y))
 
 
-def _direction(g, gnorm, d_m, alpha_m, force_sd):
+def _direction(g, gnorm, d_m, alpha_m, gd_m, force_sd):
     """The method's direction ``d_m`` unless it does not descend or ``force_sd`` (then -g):
-    ``(d, slope g.d, first trial step, steepest-descent flag)``."""
-    gd_m = vdot(g, d_m)
+    ``(d, slope g.d, first trial step, steepest-descent flag)``; ``gd_m`` is the method's
+    slope ``g.d_m`` if it has one (else computed here)."""
+    gd_m = vdot(g, d_m) if gd_m is None else gd_m
     sd = force_sd | ~(jnp.isfinite(gd_m) & (gd_m < 0))
     return (jnp.where(sd, -g, d_m), jnp.where(sd, -gnorm**2, gd_m),
             jnp.where(sd, first_step(g, gnorm), alpha_m), sd)
@@ -170,8 +181,13 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
                       jnp.int32(-1)])
     # the first search is along -g (no curvature is known yet)
     v0 = _ls.initial_state(f0, -gnorm0**2, first_step(g0, gnorm0))
-    state = _Flat(x0, g0, -g0, x0, g0, v0, jnp.stack([f0, -gnorm0**2, gnorm0, _floor_of(f0)]),
-                  ints, jnp.zeros((n_probes,), dtype), meth.init(x0, g0), hist)
+    zero = jnp.zeros((), dtype)
+    # long vectors: the inner products at every trial, in one fused reduction (a long sum is
+    # otherwise three kernels); short ones: after the search, as separate sums
+    at_trial = x0.shape[0] > BLOCK
+    sc0 = jnp.stack([f0, -gnorm0**2, gnorm0, _floor_of(f0)] + [zero] * (4 if at_trial else 0))
+    state = _Flat(x0, g0, -g0, x0, g0, v0, sc0,
+                  ints, jnp.zeros((n_probes if probe else 0,), dtype), meth.init(x0, g0), hist)
 
     def body(s: _Flat) -> _Flat:
         f, slope = s.sc[F], s.sc[SLOPE]
@@ -182,29 +198,42 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
             x_t = lax.cond(probing, lambda: probe_point(s.x, s.g, j), lambda: x_t)
         f_t, g_t = fns.vg(x_t)
         f_t, g_t = f_t.astype(dtype), g_t.astype(dtype)
-        v, new_lo, done = rule.step(s.v, f, slope, f_t, vdot(g_t, s.d))
+        if at_trial:
+            prods = _trial_products(g_t, s.d, x_t - s.x, g_t - s.g)
+            slope_t = prods[0]
+        else:
+            slope_t = vdot(g_t, s.d)
+        v, new_lo, done = rule.step(s.v, f, slope, f_t, slope_t)
         new_lo, done = new_lo & ~probing, done & ~probing
         x_lo = jnp.where(new_lo, x_t, s.x_lo)
         g_lo = jnp.where(new_lo, g_t, s.g_lo)
         ok = done & _ls.ok(v)
-        # the point after this pass: the search's answer if it ended well, else unchanged
+        # the point after this pass: the search's answer if it ended well, else unchanged (a
+        # zero step, no pair)
         x = jnp.where(ok, x_lo, s.x)
         g = jnp.where(ok, g_lo, s.g)
         f_new = jnp.where(ok, v[_ls.LO_F], f)
         step, y = x - s.x, g - s.g
-        gnorm, inner = _inner(g, step, y)
+        if at_trial:
+            lo = jnp.where(new_lo, prods[1:], s.sc[LO_GG:])
+            gnorm = jnp.where(ok, jnp.sqrt(lo[0]), s.sc[GNORM])
+            inner = Inner(*jnp.where(ok, lo[1:], 0.0))
+        else:
+            lo = s.sc[LO_GG:]  # empty
+            gnorm, inner = _inner(g, step, y)
         sd = s.ints[SD] > 0
-        aux, d_m, alpha_m = meth.update_direction(meth.reset(s.aux, sd & ok), step, y, ok,
+        aux, d_m, alpha_m, gd_m = meth.update_direction(meth.reset(s.aux, sd & ok), step, y, ok,
                                                   inner, x, g, gnorm)
         # a failed quasi-Newton search is retried along -g; a failed steepest-descent search
         # starts the diagnosis, whose last probe ends the solve
-        d, gd, a0, sd_next = _direction(g, gnorm, d_m, alpha_m, done & ~ok & ~sd)
+        d, gd, a0, sd_next = _direction(g, gnorm, d_m, alpha_m, gd_m, done & ~ok & ~sd)
         ints = _flat_ints(s, f, f_new, gnorm, done, ok, sd, sd_next, probing, j)
         records = s.records
         if probe:
             records = lax.cond(probing, lambda: records.at[j].set(probe_record(j, f_t, g_t, s.g)),
                                lambda: records)
-        sc = jnp.stack([f_new, jnp.where(done, gd, slope), gnorm, s.sc[FLOOR]])
+        sc = jnp.concatenate([jnp.stack([f_new, jnp.where(done, gd, slope), gnorm,
+                                         s.sc[FLOOR]]), lo])
         hist = s.hist
         if history:
             hist = _write(s.hist, ints[K], f_new, gnorm, jnp.sqrt(inner.ss), x, done)
@@ -235,8 +264,10 @@ def _solve_gradient(fns, meth, rule, x0, tol, *, maxiter, history, patience, pro
                           jnp.asarray(next_probe, jnp.int32)])
 
     s = lax.while_loop(lambda s: s.ints[STATUS] == RUNNING, body, state)
-    status = jnp.where(s.ints[STATUS] == PROBED, jnp.where(
-        verdict(s.records, s.x, s.g), R.STAGNATION, R.LINESEARCH_FAILED), s.ints[STATUS])
+    status = s.ints[STATUS]
+    if probe:  # without the probes no solve ends PROBED: the verdict would be dead code
+        status = jnp.where(status == PROBED, jnp.where(
+            verdict(s.records, s.x, s.g), R.STAGNATION, R.LINESEARCH_FAILED), status)
     return s.x, s.sc[F], s.g, s.ints[K], s.ints[NFEV], s.ints[NFEV], jnp.int32(0), \
         status.astype(jnp.int32), s.hist
 

@@ -4,8 +4,9 @@ Each method is a small object with ``init(x, g) -> aux``,
 ``direction(aux, x, g, gnorm=None) -> (d, alpha0)``, ``reset(aux, flag) -> aux`` (forget the
 curvature information where ``flag``) and ``update(aux, s, y, accept, inner=None) -> aux``
 (store the pair when ``accept``), and ``update_direction(aux, s, y, accept, inner, x, g,
-gnorm) -> (aux, d, alpha0)``, both at once at the new gradient ``g`` (which L-BFGS does with
-one product less), where :math:`s = x_{k+1} - x_k` and
+gnorm) -> (aux, d, alpha0, slope)``, both at once at the new gradient ``g`` (which L-BFGS does
+with one product less, and with the slope ``g.d`` from the small products it has; ``slope``
+is ``None`` where the driver is to compute it), where :math:`s = x_{k+1} - x_k` and
 :math:`y = g_{k+1} - g_k`; ``aux`` holds only arrays, so the driver can carry it through
 ``lax.while_loop``. The driver passes the norms and inner products it already has
 (``gnorm`` = :math:`\|g\|`, ``inner`` = :class:`Inner`), so a method adds no reductions of its own.
@@ -23,6 +24,37 @@ from jax import lax
 def _mm(a: jax.Array, b: jax.Array) -> jax.Array:
     """Matrix product in full precision (GPUs and TPUs may otherwise round float32 inputs)."""
     return jnp.matmul(a, b, precision=lax.Precision.HIGHEST)
+
+
+def _small_mv(a: jax.Array, v: jax.Array) -> jax.Array:
+    """``a @ v`` for a small matrix, as products and sums: XLA fuses it with the neighbouring
+    elementwise work into one kernel (a dot is a kernel of its own, each with its compile
+    time and its launch per iteration)."""
+    return jnp.sum(a * v[None, :], axis=1)
+
+
+BLOCK = 32
+
+
+def sums(*terms: jax.Array) -> tuple[jax.Array, ...]:
+    """The sums of several vectors of terms, as one reduction: in blocks of 32 (zero-padded at
+    both ends, the order XLA's CPU compiler gives a single long sum), then over the blocks.
+
+    XLA fuses a reduction of several operands with the elementwise work that produces their
+    terms into one kernel, where every single long sum costs three (the products, a window
+    reduction, the sum of the windows): each a compile and, in a loop, a launch per pass.
+    """
+    n = terms[0].shape[0]
+    if n <= BLOCK or len(terms) == 1:  # short sums fuse anyway
+        return tuple(jnp.sum(t) for t in terms)
+    zeros = tuple(jnp.zeros((), t.dtype) for t in terms)
+
+    def add(a, b):
+        return tuple(u + v for u, v in zip(a, b, strict=True))
+
+    pad = -n % BLOCK
+    blocks = tuple(jnp.pad(t, (pad // 2, pad - pad // 2)).reshape(-1, BLOCK) for t in terms)
+    return tuple(lax.reduce(lax.reduce(blocks, zeros, add, (1,)), zeros, add, (0,)))
 
 
 def vdot(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -60,7 +92,7 @@ def _curvature_ok(inner: Inner) -> jax.Array:
 
 def _update_then_direction(meth, aux, s, y, accept, inner, x, g, gnorm):
     aux = meth.update(aux, s, y, accept, inner)
-    return (aux, *meth.direction(aux, x, g, gnorm))
+    return (aux, *meth.direction(aux, x, g, gnorm), None)
 
 
 class GDState(NamedTuple):
@@ -189,15 +221,21 @@ class LBFGS:
                             gamma=jnp.where(flag, 1.0, aux.gamma).astype(aux.gamma.dtype))
 
     def direction(self, aux, x, g, gnorm=None):
-        return self._direction(aux, g, gnorm, _mm(aux.w, g))  # S^T g and Y^T g in one product
+        # S^T g and Y^T g in one product
+        return self._direction(aux, g, gnorm, _mm(aux.w, g))[:2]
 
     def _direction(self, aux, g, gnorm, wg):
+        r"""``(d, alpha0, g.d)``: :math:`d = -Hg = -(\gamma g + W^Tv)`, and its slope
+        :math:`g^Td = -(\gamma\|g\|^2 + v^T(Wg))` from the products at hand (no pass over
+        ``n`` entries)."""
         dtype, k = g.dtype, self.m + 1
-        u = _mm(aux.rinv, wg[:k])
-        c = _mm(aux.dsy * u + aux.gamma * (_mm(aux.yy, u) - wg[k:]), aux.rinv)  # R^-T (...)
-        r = aux.gamma * g + _mm(jnp.concatenate([c, -aux.gamma * u]), aux.w)
+        gnorm = jnp.linalg.norm(g) if gnorm is None else gnorm
+        u = _small_mv(aux.rinv, wg[:k])
+        c = _small_mv(aux.rinv.T, aux.dsy * u + aux.gamma * (_small_mv(aux.yy, u) - wg[k:]))
+        v = jnp.concatenate([c, -aux.gamma * u])
+        r = aux.gamma * g + _mm(v, aux.w)
         alpha0 = jnp.where(aux.count > 0, jnp.ones((), dtype), first_step(g, gnorm))
-        return -r, alpha0
+        return -r, alpha0, -(aux.gamma * gnorm**2 + jnp.sum(v * wg))
 
     def _store(self, aux, s, y, accept, inner):
         """Write the pair to its slot (a rejected one, as zeros, to the scratch slot)."""
@@ -213,16 +251,19 @@ class LBFGS:
     def _absorb(self, aux, ok, j, w, wy, wg):
         """The rest of the update, from ``wy`` = ``W y`` (``W`` with the new pair written)."""
         m = self.m
-        keep = jnp.arange(m + 1) != j
+        # slot j's entries are written by selects on a one-hot mask, not by indexed updates:
+        # on these small arrays a select fuses with its neighbours into one kernel
+        hot = jnp.arange(m + 1) == j
+        keep = ~hot
         # drop the pair in slot j (the oldest once the buffer is full): zero its row and column
         rinv = jnp.where(keep[:, None] & keep[None, :], aux.rinv, 0.0)
         s_y, y_y = wy[: m + 1], wy[m + 1:]  # s_i^T y and y_i^T y for every slot
         sy_new = s_y[j]
         rho = 1.0 / jnp.where(ok, sy_new, 1.0)
-        col = jnp.where(keep, -rho * _mm(rinv, s_y), rho)
-        rinv = jnp.where(ok, lax.dynamic_update_index_in_dim(rinv, col, j, 1), aux.rinv)
-        yy = aux.yy.at[:, j].set(y_y).at[j, :].set(y_y)
-        dsy = aux.dsy.at[j].set(sy_new)
+        col = jnp.where(keep, -rho * _small_mv(rinv, s_y), rho)
+        rinv = jnp.where(ok, jnp.where(hot[None, :], col[:, None], rinv), aux.rinv)
+        yy = jnp.where(hot[None, :], y_y[:, None], jnp.where(hot[:, None], y_y[None, :], aux.yy))
+        dsy = jnp.where(hot, sy_new, aux.dsy)
         yy_new = y_y[j]
         gamma = jnp.where(ok, sy_new / jnp.where(yy_new > 0, yy_new, 1.0), aux.gamma)
         return LBFGSState(w, rinv, yy, dsy, jnp.where(ok, (aux.head + 1) % m, aux.head),
@@ -236,14 +277,19 @@ class LBFGS:
     def update_direction(self, aux, s, y, accept, inner, x, g, gnorm):
         r""":meth:`update`, then :meth:`direction` at the new gradient ``g``, with two products
         with the buffer, not three: ``W y = W g - W g_{old}``, where ``W g_{old}`` is kept from
-        the last call (only the new slot's rows change, and their products with
-        :math:`g_{old} = g - y` are two sums). The difference loses digits only where
+        the last call (only the new slot's rows change: their products with ``y`` are the
+        driver's ``s^T y`` and ``y^T y``). The difference loses digits only where
         :math:`|s_i^Ty| \ll |s_i^Tg|`, a tiny step; those products enter the update as
         corrections of the curvature pairs, as in any quasi-Newton update."""
         m = self.m
-        ok, j, s0, y0, w = self._store(aux, s, y, accept, inner)
+        inner = Inner.of(s, y) if inner is None else inner
+        ok, j, _, _, w = self._store(aux, s, y, accept, inner)
         wg = _mm(w, g)
-        g_old = g - y
-        wg_old = aux.wg.at[j].set(jnp.sum(s0 * g_old)).at[j + m + 1].set(jnp.sum(y0 * g_old))
-        aux = self._absorb(aux, ok, j, w, wg - wg_old, wg)
+        # the new slot's rows: s^T y and y^T y, which the driver has already (zeros in the
+        # scratch slot of a rejected pair)
+        slot = jnp.arange(2 * m + 2)
+        zero = jnp.zeros((), wg.dtype)
+        wy = jnp.where(slot == j, jnp.where(ok, inner.sy, zero),
+                       jnp.where(slot == j + m + 1, jnp.where(ok, inner.yy, zero), wg - aux.wg))
+        aux = self._absorb(aux, ok, j, w, wy, wg)
         return (aux, *self._direction(aux, g, gnorm, wg))

@@ -105,3 +105,53 @@ def test_a_nonfinite_rejected_pair_leaves_no_trace(bad):
         d, _ = method.direction(aux, x, jnp.asarray(g, jnp.float32))
         np.testing.assert_allclose(np.asarray(d), two_loop(pairs[-m:], g), rtol=2e-4,
                                    atol=1e-5)
+
+
+def test_update_direction_and_its_slope_match_the_two_loop_recursion():
+    """The driver's fused step (update, then direction at the new gradient, with ``W y`` from
+    ``W g - W g_old`` and the new slot's ``s^T y``, ``y^T y`` from ``inner``) gives the textbook
+    direction, and its slope ``g.d`` from the small products equals the inner product; a
+    rejected pair (accept=False) changes nothing."""
+    from diffcheck.optim.quasi_newton import Inner
+
+    rng = np.random.default_rng(3)
+    n, m = 40, 4
+    method = LBFGS(m)
+    x = jnp.zeros(n)
+    g = rng.normal(size=n)
+    aux = method.init(x, jnp.asarray(g))
+    pairs = []
+    for k in range(9):
+        s, y = random_pair(rng, n)
+        accept = k != 5
+        g = g + y
+        inner = Inner(jnp.asarray(s @ s), jnp.asarray(s @ y), jnp.asarray(y @ y))
+        aux, d, alpha0, slope = method.update_direction(
+            aux, jnp.asarray(s), jnp.asarray(y), accept, inner, x, jnp.asarray(g),
+            jnp.asarray(np.linalg.norm(g)))
+        if accept:
+            pairs.append((s, y))
+        np.testing.assert_allclose(np.asarray(d), two_loop(pairs[-m:], g), rtol=1e-9,
+                                   atol=1e-12)
+        np.testing.assert_allclose(float(slope), float(np.asarray(d) @ g), rtol=1e-10)
+        assert float(alpha0) == 1.0
+
+
+@pytest.mark.parametrize("n", [1, 5, 32, 33, 1000, 1001])
+def test_sums_of_several_vectors_in_one_reduction(n):
+    """``sums`` agrees with separate sums, in float64 and float32, under jit and vmap."""
+    import jax
+
+    from diffcheck.optim.quasi_newton import sums
+
+    rng = np.random.default_rng(n)
+    a, b = rng.normal(size=(2, n))
+    got = jax.jit(lambda a, b: sums(a * b, a * a, b))(jnp.asarray(a), jnp.asarray(b))
+    np.testing.assert_allclose(np.asarray(got), [a @ b, a @ a, b.sum()], rtol=1e-12,
+                               atol=1e-12)
+    a32 = jnp.asarray(np.stack([a, b]), jnp.float32)
+    got32 = jax.vmap(lambda v: sums(v, v * v))(a32)
+    assert got32[0].dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(got32[1]), (np.stack([a, b]) ** 2).sum(axis=1),
+                               rtol=1e-5)
+    assert sums(jnp.asarray(a))[0].shape == ()
