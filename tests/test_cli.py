@@ -263,7 +263,7 @@ def test_readme_says_how_long_the_suite_takes_and_how_to_run_a_subset():
     from pathlib import Path
 
     text = " ".join(_readme().split())
-    assert "about 3–5 minutes on 2 cores" in text
+    assert "about 5 minutes on 2 cores" in text
     subset = re.search(r"`pytest ((?:tests/\S+\.py ?)+)`", text)
     assert subset is not None
     root = Path(__file__).resolve().parent.parent
