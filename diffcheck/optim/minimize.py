@@ -485,7 +485,8 @@ def _certify(fns, x, f, g, nit, nfev, njev, nhev, status, hist):
     done = status == R.SUCCESS
     eye = jnp.eye(x.shape[0], dtype=x.dtype)
     try:
-        h = lax.cond(done, lambda: symmetric_hessian(fns.grad)(x).astype(x.dtype), lambda: eye)
+        h = lax.cond(done, lambda: _final_hessian(fns, symmetric_hessian(fns.grad), x),
+                     lambda: eye)
     except Exception:  # noqa: BLE001 - e.g. a custom rule JAX cannot differentiate again
         return x, f, g, nit, nfev, njev, nhev, status, hist
     status = _stationary_status(h, jnp.where(done, PENDING, status))
